@@ -1,1 +1,40 @@
-fn main() {}
+//! nanokvmd: one process, one executor thread, actors talking over bounded channels, and one
+//! media thread for the work that blocks. See ARCHITECTURE.md.
+
+mod capture;
+mod cli;
+mod clock;
+mod config;
+mod daemon;
+mod encoder;
+mod hub;
+mod idr_policy;
+mod media;
+mod metrics;
+mod session;
+#[cfg(feature = "sim")]
+mod sim;
+mod web;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = cli::Cli::parse();
+    let config = match cli.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("nanokvmd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match daemon::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nanokvmd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

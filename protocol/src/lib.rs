@@ -40,12 +40,21 @@ pub enum KeyframeReason {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum ClientMsg {
     /// Must be the first message. `visible = false` (a hidden tab) subscribes without video.
-    Hello { version: u16, visible: bool },
+    Hello {
+        version: u16,
+        visible: bool,
+    },
     /// Clock-offset probe, answered at once with [`ServerMsg::Pong`].
-    Ping { client_time_us: u64 },
-    RequestKeyframe { reason: KeyframeReason },
+    Ping {
+        client_time_us: u64,
+    },
+    RequestKeyframe {
+        reason: KeyframeReason,
+    },
     /// Page Visibility: a hidden tab receives no video and gets an IDR when visible again.
-    Visibility { visible: bool },
+    Visibility {
+        visible: bool,
+    },
     /// Change the (shared) stream settings; every client is told the result.
     SetStreamSettings(StreamSettings),
 }

@@ -67,8 +67,16 @@ impl StreamSettings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         check("fps", self.fps as u32, &widen(&Self::FPS))?;
         check("gop", self.gop as u32, &widen(&Self::GOP))?;
-        check("h264_bitrate_kbps", self.h264_bitrate_kbps, &Self::BITRATE_KBPS)?;
-        check("jpeg_quality", self.jpeg_quality as u32, &widen(&Self::JPEG_QUALITY))
+        check(
+            "h264_bitrate_kbps",
+            self.h264_bitrate_kbps,
+            &Self::BITRATE_KBPS,
+        )?;
+        check(
+            "jpeg_quality",
+            self.jpeg_quality as u32,
+            &widen(&Self::JPEG_QUALITY),
+        )
     }
 }
 
@@ -88,7 +96,11 @@ fn widen<T: Copy + Into<u32>>(r: &std::ops::RangeInclusive<T>) -> std::ops::Rang
     (*r.start()).into()..=(*r.end()).into()
 }
 
-fn check(field: &'static str, value: u32, range: &std::ops::RangeInclusive<u32>) -> Result<(), SettingsError> {
+fn check(
+    field: &'static str,
+    value: u32,
+    range: &std::ops::RangeInclusive<u32>,
+) -> Result<(), SettingsError> {
     if range.contains(&value) {
         Ok(())
     } else {

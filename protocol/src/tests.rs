@@ -3,12 +3,42 @@ use super::*;
 /// Messages covering every variant, each field type and multi-byte varints.
 pub(crate) fn golden_client() -> Vec<(&'static str, ClientMsg)> {
     vec![
-        ("client_hello", ClientMsg::Hello { version: PROTOCOL_VERSION, visible: true }),
-        ("client_hello_hidden", ClientMsg::Hello { version: 300, visible: false }),
-        ("client_ping", ClientMsg::Ping { client_time_us: 1_700_000_123_456 }),
-        ("client_keyframe_decoder", ClientMsg::RequestKeyframe { reason: KeyframeReason::DecoderError }),
-        ("client_keyframe_gap", ClientMsg::RequestKeyframe { reason: KeyframeReason::Gap }),
-        ("client_visibility", ClientMsg::Visibility { visible: false }),
+        (
+            "client_hello",
+            ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                visible: true,
+            },
+        ),
+        (
+            "client_hello_hidden",
+            ClientMsg::Hello {
+                version: 300,
+                visible: false,
+            },
+        ),
+        (
+            "client_ping",
+            ClientMsg::Ping {
+                client_time_us: 1_700_000_123_456,
+            },
+        ),
+        (
+            "client_keyframe_decoder",
+            ClientMsg::RequestKeyframe {
+                reason: KeyframeReason::DecoderError,
+            },
+        ),
+        (
+            "client_keyframe_gap",
+            ClientMsg::RequestKeyframe {
+                reason: KeyframeReason::Gap,
+            },
+        ),
+        (
+            "client_visibility",
+            ClientMsg::Visibility { visible: false },
+        ),
         (
             "client_settings",
             ClientMsg::SetStreamSettings(StreamSettings {
@@ -24,7 +54,13 @@ pub(crate) fn golden_client() -> Vec<(&'static str, ClientMsg)> {
 
 pub(crate) fn golden_server() -> Vec<(&'static str, ServerMsg<'static>)> {
     vec![
-        ("server_hello", ServerMsg::Hello { version: PROTOCOL_VERSION, settings: StreamSettings::default() }),
+        (
+            "server_hello",
+            ServerMsg::Hello {
+                version: PROTOCOL_VERSION,
+                settings: StreamSettings::default(),
+            },
+        ),
         (
             "server_video_idr",
             ServerMsg::Video {
@@ -42,11 +78,24 @@ pub(crate) fn golden_server() -> Vec<(&'static str, ServerMsg<'static>)> {
         (
             "server_video_jpeg",
             ServerMsg::Video {
-                header: VideoHeader { codec: Codec::Jpeg, keyframe: true, seq: 0, capture_us: 0, width: 960, height: 720 },
+                header: VideoHeader {
+                    codec: Codec::Jpeg,
+                    keyframe: true,
+                    seq: 0,
+                    capture_us: 0,
+                    width: 960,
+                    height: 720,
+                },
                 data: &[0xff, 0xd8, 0xff, 0xd9],
             },
         ),
-        ("server_pong", ServerMsg::Pong { client_time_us: 5, server_time_us: u32::MAX as u64 + 7 }),
+        (
+            "server_pong",
+            ServerMsg::Pong {
+                client_time_us: 5,
+                server_time_us: u32::MAX as u64 + 7,
+            },
+        ),
         (
             "server_video_status",
             ServerMsg::VideoStatus(VideoStatus {
@@ -58,8 +107,17 @@ pub(crate) fn golden_server() -> Vec<(&'static str, ServerMsg<'static>)> {
                 fps: 30,
             }),
         ),
-        ("server_settings", ServerMsg::Settings(StreamSettings::default())),
-        ("server_error", ServerMsg::Error { code: ErrorCode::InvalidSettings, message: "fps = 99 is out of range" }),
+        (
+            "server_settings",
+            ServerMsg::Settings(StreamSettings::default()),
+        ),
+        (
+            "server_error",
+            ServerMsg::Error {
+                code: ErrorCode::InvalidSettings,
+                message: "fps = 99 is out of range",
+            },
+        ),
     ]
 }
 
@@ -90,13 +148,20 @@ fn golden_file_matches_the_rust_encoding() {
         std::fs::write(path, &fresh).expect("write golden.json");
     }
     let committed = std::fs::read_to_string(path).expect("protocol/golden.json exists");
-    assert_eq!(committed, fresh, "golden.json is stale: run UPDATE_GOLDEN=1 cargo test -p nanokvm-protocol");
+    assert_eq!(
+        committed, fresh,
+        "golden.json is stale: run UPDATE_GOLDEN=1 cargo test -p nanokvm-protocol"
+    );
 }
 
 #[test]
 fn every_golden_message_round_trips() {
     for (name, msg) in golden_client() {
-        assert_eq!(ClientMsg::decode(&msg.encode()).as_ref(), Ok(&msg), "{name}");
+        assert_eq!(
+            ClientMsg::decode(&msg.encode()).as_ref(),
+            Ok(&msg),
+            "{name}"
+        );
     }
     for (name, msg) in golden_server() {
         let bytes = msg.encode();
@@ -113,32 +178,66 @@ fn video_prefix_plus_payload_is_the_video_message() {
             assert_eq!(wire, msg.encode());
         }
     }
-    let worst = VideoHeader { codec: Codec::Jpeg, keyframe: true, seq: u32::MAX, capture_us: u64::MAX, width: u16::MAX, height: u16::MAX };
+    let worst = VideoHeader {
+        codec: Codec::Jpeg,
+        keyframe: true,
+        seq: u32::MAX,
+        capture_us: u64::MAX,
+        width: u16::MAX,
+        height: u16::MAX,
+    };
     assert!(VideoPrefix::new(&worst, usize::MAX).as_bytes().len() <= VIDEO_PREFIX_MAX);
 }
 
 #[test]
 fn truncated_trailing_and_garbage_input_is_rejected() {
-    let ok = ClientMsg::Ping { client_time_us: 1 << 40 }.encode();
+    let ok = ClientMsg::Ping {
+        client_time_us: 1 << 40,
+    }
+    .encode();
     assert!(ClientMsg::decode(&ok[..ok.len() - 1]).is_err());
     let mut trailing = ok.clone();
     trailing.push(0);
-    assert!(ClientMsg::decode(&trailing).unwrap_err().0.contains("trailing"));
+    assert!(ClientMsg::decode(&trailing)
+        .unwrap_err()
+        .0
+        .contains("trailing"));
     assert!(ClientMsg::decode(&[0xff, 0xff, 0xff]).is_err());
     assert!(ClientMsg::decode(&[]).is_err());
-    assert!(ClientMsg::decode(&vec![1u8; MAX_CLIENT_MSG + 1]).unwrap_err().0.contains("limit"));
+    assert!(ClientMsg::decode(&vec![1u8; MAX_CLIENT_MSG + 1])
+        .unwrap_err()
+        .0
+        .contains("limit"));
 }
 
 #[test]
 fn settings_ranges_are_enforced() {
     assert_eq!(StreamSettings::default().validate(), Ok(()));
-    let bad = StreamSettings { fps: 61, ..Default::default() };
+    let bad = StreamSettings {
+        fps: 61,
+        ..Default::default()
+    };
     let err = bad.validate().unwrap_err();
     assert_eq!(err.field, "fps");
     assert!(err.to_string().contains("5..=60"));
-    assert!(StreamSettings { gop: 29, ..Default::default() }.validate().is_err());
-    assert!(StreamSettings { h264_bitrate_kbps: 100, ..Default::default() }.validate().is_err());
-    assert!(StreamSettings { jpeg_quality: 101, ..Default::default() }.validate().is_err());
+    assert!(StreamSettings {
+        gop: 29,
+        ..Default::default()
+    }
+    .validate()
+    .is_err());
+    assert!(StreamSettings {
+        h264_bitrate_kbps: 100,
+        ..Default::default()
+    }
+    .validate()
+    .is_err());
+    assert!(StreamSettings {
+        jpeg_quality: 101,
+        ..Default::default()
+    }
+    .validate()
+    .is_err());
 }
 
 #[test]

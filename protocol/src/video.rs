@@ -50,7 +50,9 @@ impl VideoPrefix {
             data_len: payload_len,
         };
         // The worst case of every varint together is below VIDEO_PREFIX_MAX, so this cannot fail.
-        let len = postcard::to_slice(&repr, &mut buf).map(|s| s.len()).unwrap_or(0);
+        let len = postcard::to_slice(&repr, &mut buf)
+            .map(|s| s.len())
+            .unwrap_or(0);
         Self { buf, len }
     }
 

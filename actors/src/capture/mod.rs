@@ -1,0 +1,202 @@
+//! The capture actor: paces the source at the configured frame rate. Each tick asks the media
+//! thread for one picture (unless the previous one is still being taken: then the tick is
+//! skipped, never queued, so a slow encoder lowers the frame rate instead of adding latency),
+//! and passes what the grab saw to the encoder actor.
+
+pub mod change;
+pub mod scale;
+pub mod yuv;
+
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use futures_lite::{future, StreamExt};
+
+use crate::clock::{wall_millis_of_day, Clock, Micros};
+use crate::encoder::EncoderMsg;
+use crate::media::{GrabReport, MediaCmd};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureMsg {
+    /// Capture runs only while somebody watches.
+    Configure { active: bool, fps: u8 },
+}
+
+/// A grab the pacer wants issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrabOrder {
+    pub grab_seq: u64,
+}
+
+/// If the media thread has not answered a grab in this long, it is assumed lost and pacing
+/// resumes (a stuck grab must not stop the stream for good).
+const GRAB_TIMEOUT_US: Micros = 2_000_000;
+
+#[derive(Debug)]
+pub struct CapturePacer {
+    active: bool,
+    fps: u8,
+    next_seq: u64,
+    in_flight: Option<(u64, Micros)>,
+    pub skipped_ticks: u64,
+}
+
+impl CapturePacer {
+    pub fn new(fps: u8) -> Self {
+        Self {
+            active: false,
+            fps,
+            next_seq: 1,
+            in_flight: None,
+            skipped_ticks: 0,
+        }
+    }
+
+    pub fn period(&self) -> Duration {
+        Duration::from_micros(1_000_000 / self.fps.max(1) as u64)
+    }
+
+    /// Returns true when the tick period changed.
+    pub fn configure(&mut self, active: bool, fps: u8) -> bool {
+        self.active = active;
+        let changed = fps != self.fps;
+        self.fps = fps;
+        changed
+    }
+
+    pub fn tick(&mut self, now: Micros) -> Option<GrabOrder> {
+        if !self.active {
+            return None;
+        }
+        if let Some((_, since)) = self.in_flight {
+            if now.saturating_sub(since) < GRAB_TIMEOUT_US {
+                self.skipped_ticks += 1;
+                return None;
+            }
+        }
+        let grab_seq = self.next_seq;
+        self.next_seq += 1;
+        self.in_flight = Some((grab_seq, now));
+        Some(GrabOrder { grab_seq })
+    }
+
+    /// Returns true when the report answers the grab in flight (a late one is ignored).
+    pub fn grabbed(&mut self, grab_seq: u64) -> bool {
+        if self.in_flight.is_some_and(|(s, _)| s == grab_seq) {
+            self.in_flight = None;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub async fn run(
+    mailbox: Receiver<CaptureMsg>,
+    grabs: Receiver<GrabReport>,
+    media: Sender<MediaCmd>,
+    encoder: Sender<EncoderMsg>,
+    fps: u8,
+    clock: Clock,
+) {
+    let mut pacer = CapturePacer::new(fps);
+    let mut timer = smol::Timer::interval(pacer.period());
+    loop {
+        enum Input {
+            Tick,
+            Msg(CaptureMsg),
+            Grabbed(GrabReport),
+            Closed,
+        }
+        let input = future::or(
+            async {
+                match mailbox.recv().await {
+                    Ok(m) => Input::Msg(m),
+                    Err(_) => Input::Closed,
+                }
+            },
+            future::or(
+                async { grabs.recv().await.map_or(Input::Closed, Input::Grabbed) },
+                async {
+                    timer.next().await;
+                    Input::Tick
+                },
+            ),
+        )
+        .await;
+        match input {
+            Input::Closed => break,
+            Input::Msg(CaptureMsg::Configure { active, fps }) => {
+                if pacer.configure(active, fps) {
+                    timer = smol::Timer::interval(pacer.period());
+                }
+            }
+            Input::Tick => {
+                let now = clock.now_us();
+                if let Some(order) = pacer.tick(now) {
+                    let cmd = MediaCmd::Grab {
+                        grab_seq: order.grab_seq,
+                        capture_us: now,
+                        wall_ms: wall_millis_of_day(),
+                    };
+                    if media.try_send(cmd).is_err() {
+                        pacer.grabbed(order.grab_seq);
+                    }
+                }
+            }
+            Input::Grabbed(report) => {
+                if pacer.grabbed(report.grab_seq)
+                    && encoder.send(EncoderMsg::Captured(report)).await.is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_until_configured_active() {
+        let mut p = CapturePacer::new(30);
+        assert_eq!(p.tick(0), None);
+        p.configure(true, 30);
+        assert_eq!(p.tick(0), Some(GrabOrder { grab_seq: 1 }));
+    }
+
+    #[test]
+    fn a_tick_during_a_grab_is_skipped_not_queued() {
+        let mut p = CapturePacer::new(30);
+        p.configure(true, 30);
+        assert!(p.tick(0).is_some());
+        assert_eq!(p.tick(33_000), None);
+        assert_eq!(p.skipped_ticks, 1);
+        assert!(p.grabbed(1));
+        assert_eq!(p.tick(66_000), Some(GrabOrder { grab_seq: 2 }));
+        assert!(
+            !p.grabbed(1),
+            "a stale report does not clear the grab in flight"
+        );
+    }
+
+    #[test]
+    fn a_lost_grab_does_not_stop_capture_for_good() {
+        let mut p = CapturePacer::new(30);
+        p.configure(true, 30);
+        p.tick(0);
+        assert_eq!(p.tick(GRAB_TIMEOUT_US - 1), None);
+        assert_eq!(p.tick(GRAB_TIMEOUT_US), Some(GrabOrder { grab_seq: 2 }));
+    }
+
+    #[test]
+    fn period_follows_fps() {
+        let mut p = CapturePacer::new(30);
+        assert_eq!(p.period(), Duration::from_micros(33_333));
+        assert!(p.configure(true, 60));
+        assert!(!p.configure(false, 60));
+        assert_eq!(p.period(), Duration::from_micros(16_666));
+    }
+}

@@ -1,0 +1,299 @@
+//! The media thread: everything that blocks or burns CPU for milliseconds — rendering the
+//! simulated screen, scaling, software encoding (and, on the device, the vendor calls) — runs
+//! here, on one named thread, so the executor never waits on it. It owns the source and the
+//! encoders and obeys commands from the capture and encoder actors, answering over channels.
+
+pub mod annexb;
+pub mod frame;
+#[cfg(feature = "sim")]
+mod h264;
+#[cfg(feature = "sim")]
+mod jpeg;
+mod replay;
+pub mod source;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_channel::{Receiver, Sender};
+use nanokvm_protocol::{Codec, StreamSettings, VideoHeader};
+
+use crate::clock::Micros;
+use crate::metrics::Metrics;
+pub use frame::EncodedFrame;
+pub use replay::ReplaySource;
+pub use source::{GrabInfo, Source};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaError {
+    Encoder(String),
+    Replay(String),
+    Unsupported(&'static str),
+}
+
+impl std::fmt::Display for MediaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MediaError::Encoder(m) => write!(f, "encoder: {m}"),
+            MediaError::Replay(m) => write!(f, "replay source: {m}"),
+            MediaError::Unsupported(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for MediaError {}
+
+pub enum MediaCmd {
+    /// Take a picture from the source; answered with a [`GrabReport`].
+    Grab {
+        grab_seq: u64,
+        capture_us: Micros,
+        wall_ms: u32,
+    },
+    /// Encode the picture of `grab_seq` (ignored if a newer grab replaced it); answered with an
+    /// [`EncodeReport`].
+    Encode {
+        grab_seq: u64,
+        h264: Option<H264Job>,
+        jpeg: bool,
+    },
+    Configure(StreamSettings),
+    /// Simulated target only: switch its console (Ctrl+Alt+Fn).
+    SwitchConsole {
+        console: u8,
+        reply: Sender<Result<(), String>>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct H264Job {
+    pub force_idr: bool,
+    pub quality_boost: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GrabReport {
+    pub grab_seq: u64,
+    pub capture_us: Micros,
+    pub info: GrabInfo,
+}
+
+#[derive(Debug, Clone)]
+pub struct EncodeReport {
+    pub h264: Option<EncodedFrame>,
+    pub jpeg: Option<EncodedFrame>,
+}
+
+/// The executor's end of the media thread.
+#[derive(Clone)]
+pub struct MediaHandle {
+    pub commands: Sender<MediaCmd>,
+}
+
+pub struct MediaThread {
+    pub handle: MediaHandle,
+    pub grabs: Receiver<GrabReport>,
+    pub encodes: Receiver<EncodeReport>,
+    pub join: std::thread::JoinHandle<()>,
+}
+
+/// Starts the media thread. It ends when every [`MediaHandle`] is dropped.
+pub fn spawn(
+    source: Source,
+    settings: StreamSettings,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<MediaThread> {
+    let (cmd_tx, cmd_rx) = async_channel::bounded(8);
+    let (grab_tx, grab_rx) = async_channel::bounded(4);
+    let (enc_tx, enc_rx) = async_channel::bounded(4);
+    let join = std::thread::Builder::new()
+        .name("nanokvmd-media".into())
+        .spawn(move || {
+            let mut worker = Worker::new(source, settings, metrics);
+            while let Ok(cmd) = cmd_rx.recv_blocking() {
+                match cmd {
+                    MediaCmd::Grab {
+                        grab_seq,
+                        capture_us,
+                        wall_ms,
+                    } => {
+                        let info = worker.grab(grab_seq, wall_ms);
+                        if grab_tx
+                            .send_blocking(GrabReport {
+                                grab_seq,
+                                capture_us,
+                                info,
+                            })
+                            .is_err()
+                        {
+                            break;
+                        }
+                        worker.capture_us = capture_us;
+                    }
+                    MediaCmd::Encode {
+                        grab_seq,
+                        h264,
+                        jpeg,
+                    } => {
+                        if grab_seq != worker.grab_seq {
+                            continue;
+                        }
+                        let report = worker.encode(h264, jpeg);
+                        if enc_tx.send_blocking(report).is_err() {
+                            break;
+                        }
+                    }
+                    MediaCmd::Configure(s) => worker.settings = s,
+                    MediaCmd::SwitchConsole { console, reply } => {
+                        let _ = reply.try_send(worker.switch_console(console));
+                    }
+                }
+            }
+            log::debug!("media thread stopped");
+        })?;
+    Ok(MediaThread {
+        handle: MediaHandle { commands: cmd_tx },
+        grabs: grab_rx,
+        encodes: enc_rx,
+        join,
+    })
+}
+
+struct Worker {
+    source: Source,
+    settings: StreamSettings,
+    metrics: Arc<Metrics>,
+    grab_seq: u64,
+    capture_us: Micros,
+    output_size: (u16, u16),
+    #[cfg(feature = "sim")]
+    h264: h264::H264Encoder,
+    h264_seq: u32,
+    jpeg_seq: u32,
+}
+
+impl Worker {
+    fn new(source: Source, settings: StreamSettings, metrics: Arc<Metrics>) -> Self {
+        Self {
+            source,
+            settings,
+            metrics,
+            grab_seq: 0,
+            capture_us: 0,
+            output_size: (0, 0),
+            #[cfg(feature = "sim")]
+            h264: h264::H264Encoder::new(),
+            h264_seq: 0,
+            jpeg_seq: 0,
+        }
+    }
+
+    fn grab(&mut self, grab_seq: u64, wall_ms: u32) -> GrabInfo {
+        let info = self.source.grab(wall_ms, self.settings.resolution);
+        self.grab_seq = grab_seq;
+        self.output_size = info.output_size;
+        info
+    }
+
+    fn switch_console(&mut self, console: u8) -> Result<(), String> {
+        match &mut self.source {
+            #[cfg(feature = "sim")]
+            Source::Sim(sim) => sim
+                .screen
+                .switch_console(console)
+                .map_err(|e| e.to_string()),
+            _ => Err(format!(
+                "console {console}: only the simulated target has consoles"
+            )),
+        }
+    }
+
+    fn header(&self, codec: Codec, keyframe: bool, seq: u32) -> VideoHeader {
+        VideoHeader {
+            codec,
+            keyframe,
+            seq,
+            capture_us: self.capture_us,
+            width: self.output_size.0,
+            height: self.output_size.1,
+        }
+    }
+
+    fn encode(&mut self, h264: Option<H264Job>, jpeg: bool) -> EncodeReport {
+        let h264 = h264.and_then(|job| self.timed(Codec::H264, |w| w.encode_h264(job)));
+        let jpeg = if jpeg {
+            self.timed(Codec::Jpeg, Self::encode_jpeg)
+        } else {
+            None
+        };
+        EncodeReport { h264, jpeg }
+    }
+
+    fn timed(
+        &mut self,
+        codec: Codec,
+        f: impl FnOnce(&mut Self) -> Result<EncodedFrame, MediaError>,
+    ) -> Option<EncodedFrame> {
+        let start = Instant::now();
+        match f(self) {
+            Ok(frame) => {
+                let m = self.metrics.codec(codec);
+                m.encode_ns
+                    .fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
+                m.encoded.fetch_add(1, Relaxed);
+                Some(frame)
+            }
+            Err(e) => {
+                log::warn!("frame {} not encoded: {e}", self.grab_seq);
+                None
+            }
+        }
+    }
+
+    fn encode_h264(&mut self, job: H264Job) -> Result<EncodedFrame, MediaError> {
+        let seq = self.h264_seq;
+        let (buf, keyframe) = match &mut self.source {
+            #[cfg(feature = "sim")]
+            Source::Sim(sim) => {
+                let mut buf = EncodedFrame::payload_buffer(64 * 1024);
+                let r = self.h264.encode(
+                    sim.i420(),
+                    &self.settings,
+                    job.force_idr,
+                    job.quality_boost,
+                    &mut buf,
+                )?;
+                (buf, r.keyframe)
+            }
+            Source::Replay(replay) => {
+                let (au, keyframe) = replay.take(job.force_idr);
+                let mut buf = EncodedFrame::payload_buffer(au.len());
+                buf.extend_from_slice(au);
+                (buf, keyframe)
+            }
+        };
+        self.h264_seq = seq.wrapping_add(1);
+        Ok(EncodedFrame::seal(
+            self.header(Codec::H264, keyframe, seq),
+            buf,
+        ))
+    }
+
+    fn encode_jpeg(&mut self) -> Result<EncodedFrame, MediaError> {
+        let seq = self.jpeg_seq;
+        let buf = match &mut self.source {
+            #[cfg(feature = "sim")]
+            Source::Sim(sim) => {
+                let mut buf = EncodedFrame::payload_buffer(256 * 1024);
+                jpeg::encode_jpeg(sim.rgb(), self.settings.jpeg_quality, &mut buf)?;
+                buf
+            }
+            Source::Replay(_) => {
+                return Err(MediaError::Unsupported("the replay source has no JPEG"))
+            }
+        };
+        self.jpeg_seq = seq.wrapping_add(1);
+        Ok(EncodedFrame::seal(self.header(Codec::Jpeg, true, seq), buf))
+    }
+}

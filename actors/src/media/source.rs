@@ -1,0 +1,122 @@
+//! Where pictures come from: the simulated target's screen, or a replayed H.264 file.
+
+use nanokvm_protocol::Resolution;
+
+use super::replay::ReplaySource;
+use crate::capture::change::{Change, ChangeDetector};
+use crate::capture::scale::{RgbFrame, Scaler};
+use crate::capture::yuv::{rgb_to_i420, I420Frame};
+use crate::idr_policy::FrameChange;
+use crate::sim::screen::SimScreen;
+
+/// What one grab saw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GrabInfo {
+    pub change: FrameChange,
+    pub source_size: (u16, u16),
+    pub output_size: (u16, u16),
+}
+
+pub enum Source {
+    Sim(Box<SimCapture>),
+    Replay(ReplaySource),
+}
+
+impl Source {
+    pub fn grab(&mut self, wall_ms: u32, resolution: Resolution) -> GrabInfo {
+        match self {
+            Source::Sim(sim) => sim.grab(wall_ms, resolution),
+            Source::Replay(replay) => {
+                replay.advance();
+                GrabInfo {
+                    // Every replayed frame is new; its magnitude is unknown, so no scene-change IDRs.
+                    change: FrameChange::Changed { fraction: 0.0 },
+                    source_size: replay.size(),
+                    output_size: replay.size(),
+                }
+            }
+        }
+    }
+}
+
+/// The simulated target's screen as a capture device sees it: rendered at the console's own
+/// resolution, scaled to the output size, compared with the previous picture.
+pub struct SimCapture {
+    pub screen: SimScreen,
+    native: RgbFrame,
+    scaler: Option<((u16, u16, u16, u16), Scaler)>,
+    output: RgbFrame,
+    i420: I420Frame,
+    i420_fresh: bool,
+    detector: ChangeDetector,
+    grabbed_once: bool,
+}
+
+impl SimCapture {
+    pub fn new(screen: SimScreen) -> Self {
+        Self {
+            screen,
+            native: RgbFrame::new(0, 0),
+            scaler: None,
+            output: RgbFrame::new(0, 0),
+            i420: I420Frame::new(0, 0),
+            i420_fresh: false,
+            detector: ChangeDetector::new(),
+            grabbed_once: false,
+        }
+    }
+
+    fn grab(&mut self, wall_ms: u32, resolution: Resolution) -> GrabInfo {
+        self.screen.set_time(wall_ms);
+        let rendered = self.screen.render(&mut self.native);
+        let source_size = (self.native.width, self.native.height);
+        let output_size = resolution.output_size(source_size.0, source_size.1);
+        let resized = (self.output.width, self.output.height) != output_size;
+        // The renderer knows exactly when nothing moved; skip scaling and hashing then.
+        if !rendered && !resized && self.grabbed_once {
+            return GrabInfo {
+                change: FrameChange::Unchanged,
+                source_size,
+                output_size,
+            };
+        }
+        self.grabbed_once = true;
+        let key = (source_size.0, source_size.1, output_size.0, output_size.1);
+        if self.scaler.as_ref().is_none_or(|(k, _)| *k != key) {
+            self.scaler = Some((key, Scaler::new(key.0, key.1, key.2, key.3)));
+            self.output.resize(output_size.0, output_size.1);
+        }
+        if let Some((_, scaler)) = &self.scaler {
+            if let Err(e) = scaler.scale(&self.native, &mut self.output) {
+                log::error!("scaling the picture: {e}");
+            }
+        }
+        self.i420_fresh = false;
+        let change = match self
+            .detector
+            .observe(&self.output.data, output_size.0, output_size.1)
+        {
+            Change::Unchanged => FrameChange::Unchanged,
+            Change::Changed { fraction } => FrameChange::Changed { fraction },
+        };
+        GrabInfo {
+            change,
+            source_size,
+            output_size,
+        }
+    }
+
+    pub fn rgb(&self) -> &RgbFrame {
+        &self.output
+    }
+
+    /// The picture in the encoder's format, converted at most once per grab.
+    pub fn i420(&mut self) -> &I420Frame {
+        if !self.i420_fresh {
+            self.i420.resize(self.output.width, self.output.height);
+            rgb_to_i420(&self.output, &mut self.i420);
+            self.i420_fresh = true;
+        }
+        &self.i420
+    }
+}

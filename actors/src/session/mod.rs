@@ -1,0 +1,306 @@
+//! The session actor: one per WebSocket client. Its core turns client messages into replies,
+//! requests to the encoder actor, or a close with a reason; its loop moves bytes. Frames come
+//! from the hub through a short bounded queue and are written as the shared wire bytes.
+
+mod run;
+
+pub use run::run;
+
+use nanokvm_protocol::{
+    ClientMsg, ErrorCode, ServerMsg, StreamSettings, VideoStatus, PROTOCOL_VERSION,
+};
+
+use crate::clock::Micros;
+use crate::encoder::ViewerEvent;
+
+/// WebSocket close codes (RFC 6455 §7.4.1) this server uses.
+pub mod close {
+    pub const GOING_AWAY: u16 = 1001;
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+}
+
+/// What arrived on the socket, as the core needs to know it.
+#[derive(Debug)]
+pub enum Inbound<'a> {
+    Binary(&'a [u8]),
+    Text,
+    TooLarge,
+}
+
+/// Requests for the encoder actor (the loop adds the viewer id and its queues).
+#[derive(Debug, PartialEq)]
+pub enum Request {
+    Join { visible: bool },
+    Visibility(bool),
+    Keyframe(nanokvm_protocol::KeyframeReason),
+    Settings(StreamSettings),
+}
+
+#[derive(Debug, PartialEq)]
+pub enum SessionAction {
+    Reply(Vec<u8>),
+    Request(Request),
+    /// Send this close frame and end the session.
+    Close(u16, String),
+}
+
+#[derive(Debug, Default)]
+pub struct SessionCore {
+    greeted: bool,
+}
+
+impl SessionCore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn inbound(&mut self, now: Micros, msg: Inbound<'_>, out: &mut Vec<SessionAction>) {
+        let bytes = match msg {
+            Inbound::Binary(b) => b,
+            Inbound::Text => {
+                return fail(
+                    out,
+                    ErrorCode::BadMessage,
+                    close::UNSUPPORTED_DATA,
+                    "text messages are not part of the protocol; send binary postcard messages"
+                        .into(),
+                )
+            }
+            Inbound::TooLarge => {
+                return fail(
+                    out,
+                    ErrorCode::TooLarge,
+                    close::TOO_BIG,
+                    format!(
+                        "message larger than {} bytes",
+                        nanokvm_protocol::MAX_CLIENT_MSG
+                    ),
+                )
+            }
+        };
+        let msg = match ClientMsg::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                return fail(
+                    out,
+                    ErrorCode::BadMessage,
+                    close::INVALID_PAYLOAD,
+                    e.to_string(),
+                )
+            }
+        };
+        match (self.greeted, msg) {
+            (false, ClientMsg::Hello { version, visible }) => {
+                if version != PROTOCOL_VERSION {
+                    return fail(out, ErrorCode::UnsupportedVersion, close::POLICY, format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"));
+                }
+                self.greeted = true;
+                out.push(SessionAction::Request(Request::Join { visible }));
+            }
+            (false, _) => fail(
+                out,
+                ErrorCode::BadMessage,
+                close::POLICY,
+                "the first message must be Hello".into(),
+            ),
+            (true, ClientMsg::Hello { .. }) => fail(
+                out,
+                ErrorCode::BadMessage,
+                close::POLICY,
+                "Hello sent twice".into(),
+            ),
+            (true, ClientMsg::Ping { client_time_us }) => out.push(SessionAction::Reply(
+                ServerMsg::Pong {
+                    client_time_us,
+                    server_time_us: now,
+                }
+                .encode(),
+            )),
+            (true, ClientMsg::RequestKeyframe { reason }) => {
+                out.push(SessionAction::Request(Request::Keyframe(reason)))
+            }
+            (true, ClientMsg::Visibility { visible }) => {
+                out.push(SessionAction::Request(Request::Visibility(visible)))
+            }
+            (true, ClientMsg::SetStreamSettings(s)) => {
+                out.push(SessionAction::Request(Request::Settings(s)))
+            }
+        }
+    }
+
+    /// Encodes what the encoder actor announced for this client.
+    pub fn event(&self, event: &ViewerEvent, out: &mut Vec<SessionAction>) {
+        let hello = |settings: StreamSettings| ServerMsg::Hello {
+            version: PROTOCOL_VERSION,
+            settings,
+        };
+        let status = |s: VideoStatus| ServerMsg::VideoStatus(s);
+        match event {
+            ViewerEvent::Welcome {
+                settings,
+                status: st,
+            } => {
+                out.push(SessionAction::Reply(hello(*settings).encode()));
+                out.push(SessionAction::Reply(status(*st).encode()));
+            }
+            ViewerEvent::Settings(s) => {
+                out.push(SessionAction::Reply(ServerMsg::Settings(*s).encode()))
+            }
+            ViewerEvent::VideoStatus(s) => out.push(SessionAction::Reply(status(*s).encode())),
+            ViewerEvent::SettingsRejected(m) => out.push(SessionAction::Reply(
+                ServerMsg::Error {
+                    code: ErrorCode::InvalidSettings,
+                    message: m,
+                }
+                .encode(),
+            )),
+        }
+    }
+}
+
+/// Tells the client why (when the socket still works) and closes with a reason.
+fn fail(out: &mut Vec<SessionAction>, code: ErrorCode, close_code: u16, reason: String) {
+    out.push(SessionAction::Reply(
+        ServerMsg::Error {
+            code,
+            message: &reason,
+        }
+        .encode(),
+    ));
+    // A close reason must fit a control frame (123 bytes); cut at a character boundary.
+    let mut cut = reason.len().min(120);
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    out.push(SessionAction::Close(close_code, reason[..cut].to_string()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nanokvm_protocol::KeyframeReason;
+
+    fn run(core: &mut SessionCore, msg: Inbound<'_>) -> Vec<SessionAction> {
+        let mut out = Vec::new();
+        core.inbound(42, msg, &mut out);
+        out
+    }
+
+    fn hello(version: u16) -> Vec<u8> {
+        ClientMsg::Hello {
+            version,
+            visible: true,
+        }
+        .encode()
+    }
+
+    fn close_code(actions: &[SessionAction]) -> Option<u16> {
+        actions.iter().find_map(|a| match a {
+            SessionAction::Close(c, reason) => {
+                assert!(!reason.is_empty());
+                Some(*c)
+            }
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn hello_joins_and_ping_is_answered_with_the_server_time() {
+        let mut s = SessionCore::new();
+        assert_eq!(
+            run(&mut s, Inbound::Binary(&hello(1))),
+            vec![SessionAction::Request(Request::Join { visible: true })]
+        );
+        let ping = ClientMsg::Ping { client_time_us: 7 }.encode();
+        let out = run(&mut s, Inbound::Binary(&ping));
+        let SessionAction::Reply(bytes) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            ServerMsg::decode(bytes),
+            Ok(ServerMsg::Pong {
+                client_time_us: 7,
+                server_time_us: 42
+            })
+        );
+    }
+
+    #[test]
+    fn requests_are_forwarded_after_hello() {
+        let mut s = SessionCore::new();
+        run(&mut s, Inbound::Binary(&hello(1)));
+        let kf = ClientMsg::RequestKeyframe {
+            reason: KeyframeReason::Gap,
+        }
+        .encode();
+        assert_eq!(
+            run(&mut s, Inbound::Binary(&kf)),
+            vec![SessionAction::Request(Request::Keyframe(
+                KeyframeReason::Gap
+            ))]
+        );
+        let vis = ClientMsg::Visibility { visible: false }.encode();
+        assert_eq!(
+            run(&mut s, Inbound::Binary(&vis)),
+            vec![SessionAction::Request(Request::Visibility(false))]
+        );
+    }
+
+    #[test]
+    fn bad_input_closes_with_the_matching_code() {
+        let cases: [(&[u8], Option<u16>); 4] = [
+            (&[0xde, 0xad, 0xbe, 0xef], Some(close::INVALID_PAYLOAD)),
+            (
+                &ClientMsg::Ping { client_time_us: 1 }.encode(),
+                Some(close::POLICY),
+            ),
+            (&hello(99), Some(close::POLICY)),
+            (&hello(1)[..1], Some(close::INVALID_PAYLOAD)),
+        ];
+        for (bytes, code) in cases {
+            let mut s = SessionCore::new();
+            assert_eq!(
+                close_code(&run(&mut s, Inbound::Binary(bytes))),
+                code,
+                "{bytes:?}"
+            );
+        }
+        assert_eq!(
+            close_code(&run(&mut SessionCore::new(), Inbound::Text)),
+            Some(close::UNSUPPORTED_DATA)
+        );
+        assert_eq!(
+            close_code(&run(&mut SessionCore::new(), Inbound::TooLarge)),
+            Some(close::TOO_BIG)
+        );
+        let mut s = SessionCore::new();
+        run(&mut s, Inbound::Binary(&hello(1)));
+        assert_eq!(
+            close_code(&run(&mut s, Inbound::Binary(&hello(1)))),
+            Some(close::POLICY)
+        );
+    }
+
+    #[test]
+    fn rejected_settings_become_an_error_message() {
+        let s = SessionCore::new();
+        let mut out = Vec::new();
+        s.event(
+            &ViewerEvent::SettingsRejected("fps = 99 is out of range".into()),
+            &mut out,
+        );
+        let SessionAction::Reply(bytes) = &out[0] else {
+            panic!()
+        };
+        assert!(matches!(
+            ServerMsg::decode(bytes),
+            Ok(ServerMsg::Error {
+                code: ErrorCode::InvalidSettings,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,233 @@
+//! The web actor: accepts connections, routes requests, spawns sessions. The only module that
+//! knows HTTP.
+
+mod assets;
+mod streams;
+mod ws;
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use bytes::Bytes;
+use futures_lite::future;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use smol::net::TcpListener;
+use smol::LocalExecutor;
+use smol_hyper::rt::{FuturesIo, SmolTimer};
+
+use crate::clock::Clock;
+use crate::encoder::EncoderMsg;
+use crate::hub::ViewerId;
+use crate::media::MediaCmd;
+use crate::metrics::Metrics;
+
+/// Response bodies are not `Send`: they live and die on the one executor thread.
+pub type Body = std::pin::Pin<Box<dyn hyper::body::Body<Data = Bytes, Error = Infallible>>>;
+
+pub fn boxed(body: impl hyper::body::Body<Data = Bytes, Error = Infallible> + 'static) -> Body {
+    Box::pin(body)
+}
+
+/// What request handlers share. Only handles to other actors and immutable facts: the state
+/// lives in the actors.
+pub struct App {
+    pub encoder: Sender<EncoderMsg>,
+    pub media: Sender<MediaCmd>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+    /// Closed (all senders dropped) when the daemon shuts down.
+    pub shutdown: Receiver<()>,
+    pub executor: Weak<LocalExecutor<'static>>,
+    pub sim: bool,
+    pub jpeg_available: bool,
+    next_id: Cell<ViewerId>,
+}
+
+impl App {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        encoder: Sender<EncoderMsg>,
+        media: Sender<MediaCmd>,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+        shutdown: Receiver<()>,
+        executor: Weak<LocalExecutor<'static>>,
+        sim: bool,
+        jpeg_available: bool,
+    ) -> Self {
+        Self {
+            encoder,
+            media,
+            metrics,
+            clock,
+            shutdown,
+            executor,
+            sim,
+            jpeg_available,
+            next_id: Cell::new(1),
+        }
+    }
+
+    fn viewer_id(&self) -> ViewerId {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    fn spawn(&self, fut: impl std::future::Future<Output = ()> + 'static) {
+        if let Some(ex) = self.executor.upgrade() {
+            ex.spawn(fut).detach();
+        }
+    }
+}
+
+/// Accepts connections until shutdown.
+pub async fn serve(listener: TcpListener, app: Rc<App>) {
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            let _ = app.shutdown.recv().await;
+            None
+        })
+        .await;
+        let (tcp, peer) = match accepted {
+            None => break,
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                log::warn!("accept failed: {e}");
+                smol::Timer::after(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let conn_app = app.clone();
+        app.spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let app = conn_app.clone();
+                async move { Ok::<_, Infallible>(with_security_headers(route(req, app).await)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(SmolTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(FuturesIo::new(tcp), service)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                log::debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+}
+
+async fn route(req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/api/ws") => ws::upgrade(req, app),
+        (&Method::GET, "/api/stream/h264") => streams::h264(&app),
+        (&Method::GET, "/api/stream/mjpeg") => streams::mjpeg(&app),
+        (&Method::GET, "/metrics") => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            app.metrics.render(),
+        ),
+        (&Method::POST, "/api/sim/console") if app.sim => switch_console(req, &app).await,
+        (&Method::GET | &Method::HEAD, p) if !p.starts_with("/api/") => match assets::lookup(p) {
+            Some((content_type, body)) => {
+                respond(StatusCode::OK, content_type, Bytes::from_static(body))
+            }
+            None => not_found(),
+        },
+        _ => not_found(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsoleRequest {
+    console: u8,
+}
+
+async fn switch_console(req: Request<Incoming>, app: &App) -> Response<Body> {
+    let body = match Limited::new(req.into_body(), 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return respond(
+                StatusCode::BAD_REQUEST,
+                TEXT,
+                format!("unreadable body: {e}\n"),
+            )
+        }
+    };
+    let console = match serde_json::from_slice::<ConsoleRequest>(&body) {
+        Ok(r) => r.console,
+        Err(e) => {
+            return respond(
+                StatusCode::BAD_REQUEST,
+                TEXT,
+                format!("expected {{\"console\": 1..4}}: {e}\n"),
+            )
+        }
+    };
+    let (tx, rx) = async_channel::bounded(1);
+    if app
+        .media
+        .send(MediaCmd::SwitchConsole { console, reply: tx })
+        .await
+        .is_err()
+    {
+        return respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            "media thread stopped\n",
+        );
+    }
+    match rx.recv().await {
+        Ok(Ok(())) => respond(StatusCode::NO_CONTENT, TEXT, Bytes::new()),
+        Ok(Err(e)) => respond(StatusCode::BAD_REQUEST, TEXT, format!("{e}\n")),
+        Err(_) => respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            "media thread stopped\n",
+        ),
+    }
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+pub fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut res = Response::new(boxed(Full::new(body.into())));
+    *res.status_mut() = status;
+    if let Ok(ct) = HeaderValue::from_str(content_type) {
+        res.headers_mut().insert(CONTENT_TYPE, ct);
+    }
+    res
+}
+
+fn not_found() -> Response<Body> {
+    respond(StatusCode::NOT_FOUND, TEXT, "not found\n")
+}
+
+/// Headers every response carries: the console runs no inline script and is never framed.
+fn with_security_headers(mut res: Response<Body>) -> Response<Body> {
+    let h = res.headers_mut();
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' blob:; worker-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.entry(CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    res
+}

@@ -1,0 +1,137 @@
+//! Plain-HTTP streams for tools: raw Annex-B H.264 (ffplay, mpv, ffmpeg) and multipart MJPEG.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use std::pin::Pin;
+
+use futures_lite::{future, stream, Stream, StreamExt};
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use hyper::StatusCode;
+use nanokvm_protocol::Codec;
+
+use super::{boxed, respond, App, Body, TEXT};
+use crate::encoder::EncoderMsg;
+use crate::hub::ViewerId;
+use crate::media::EncodedFrame;
+use crate::metrics::{Metrics, ViewerKind};
+
+/// Frames queued per HTTP viewer before it is dropped to the next IDR.
+const STREAM_QUEUE: usize = 8;
+
+/// Leaves the hub when the response body is dropped (client gone or daemon stopping).
+struct Subscription {
+    id: ViewerId,
+    kind: ViewerKind,
+    app: Rc<App>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.app.metrics.viewer_left(self.kind);
+        let _ = self.app.encoder.try_send(EncoderMsg::Leave { id: self.id });
+    }
+}
+
+fn subscribe(
+    app: &Rc<App>,
+    codec: Codec,
+    kind: ViewerKind,
+) -> Option<(Subscription, async_channel::Receiver<EncodedFrame>)> {
+    let (tx, rx) = async_channel::bounded(STREAM_QUEUE);
+    let id = app.viewer_id();
+    let join = EncoderMsg::Join {
+        id,
+        codec,
+        frames: tx,
+        events: None,
+        visible: true,
+    };
+    app.encoder.try_send(join).ok()?;
+    Metrics::viewer_joined(&app.metrics, kind);
+    Some((
+        Subscription {
+            id,
+            kind,
+            app: app.clone(),
+        },
+        rx,
+    ))
+}
+
+/// Ends the body when the daemon shuts down, so connections close promptly.
+fn until_shutdown<T: 'static>(
+    app: &App,
+    s: impl Stream<Item = T> + 'static,
+) -> Pin<Box<dyn Stream<Item = T>>> {
+    let shutdown = app.shutdown.clone();
+    Box::pin(stream::unfold(
+        (Box::pin(s), shutdown),
+        |(mut s, shutdown)| async move {
+            let stopped = async {
+                let _ = shutdown.recv().await;
+                None
+            };
+            let item = future::or(s.next(), stopped).await?;
+            Some((item, (s, shutdown)))
+        },
+    ))
+}
+
+pub fn h264(app: &Rc<App>) -> hyper::Response<Body> {
+    let Some((sub, frames)) = subscribe(app, Codec::H264, ViewerKind::H264Http) else {
+        return respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, "encoder busy\n");
+    };
+    let body = until_shutdown(
+        app,
+        frames.map(move |f| {
+            let _keep = &sub;
+            Ok(Frame::data(f.payload()))
+        }),
+    );
+    let mut res = hyper::Response::new(boxed(StreamBody::new(body)));
+    res.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("video/h264"),
+    );
+    res
+}
+
+const BOUNDARY: &str = "frame";
+
+pub fn mjpeg(app: &Rc<App>) -> hyper::Response<Body> {
+    if !app.jpeg_available {
+        return respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            "this source has no JPEG encoder (replay source)\n",
+        );
+    }
+    let Some((sub, frames)) = subscribe(app, Codec::Jpeg, ViewerKind::MjpegHttp) else {
+        return respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, "encoder busy\n");
+    };
+    let body = until_shutdown(
+        app,
+        frames
+            .map(move |f| {
+                let _keep = &sub;
+                let jpeg = f.payload();
+                let head = format!(
+                    "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                    jpeg.len()
+                );
+                // Three chunks: the part header, the shared JPEG bytes, the line end.
+                stream::iter([Bytes::from(head), jpeg, Bytes::from_static(b"\r\n")])
+            })
+            .flatten()
+            .map(|b| Ok(Frame::data(b))),
+    );
+    let mut res = hyper::Response::new(boxed(StreamBody::new(body)));
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!(
+        "multipart/x-mixed-replace; boundary={BOUNDARY}"
+    )) {
+        res.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    res
+}

@@ -1,0 +1,261 @@
+// The web console in headless Chromium against the real daemon with the simulated target.
+//
+// Needs the daemon binary (NANOKVMD_BIN, or target/debug/nanokvmd: `cargo build -p nanokvmd`)
+// and Chromium at /usr/bin/chromium (CHROMIUM_BIN to override). Every wait is bounded, so a
+// broken daemon or console fails a test instead of hanging the run.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+const DAEMON = process.env.NANOKVMD_BIN ?? fileURLToPath(new URL('../../target/debug/nanokvmd', import.meta.url));
+const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const DAEMON_START_MS = 20_000;
+const TEST_TIMEOUT_MS = 30_000;
+
+/** Starts the daemon and resolves with it and its URL once it prints its listening line. */
+function startDaemon() {
+  const child = spawn(DAEMON, ['--listen', '127.0.0.1:0', '--backend', 'sim'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk) => {
+    stderr = (stderr + chunk).slice(-8192); // the tail is what explains a failure
+  });
+  const daemon = { child, stderr: () => stderr, exited: new Promise((resolve) => child.once('exit', resolve)) };
+
+  return new Promise((resolve, reject) => {
+    const fail = (why) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${why}\n--- nanokvmd stderr ---\n${stderr}`));
+    };
+    const timer = setTimeout(() => fail(`nanokvmd printed no listening line in ${DAEMON_START_MS} ms`), DAEMON_START_MS);
+    child.once('error', (error) => fail(`cannot run ${DAEMON}: ${error.message}`));
+    child.once('exit', (code, signal) => fail(`nanokvmd exited before listening (code ${code}, signal ${signal})`));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const match = /^nanokvmd listening on (http:\/\/\S+)$/.exec(line);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ ...daemon, url: match[1] });
+      }
+    });
+  });
+}
+
+async function stopDaemon(daemon) {
+  if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) return;
+  daemon.child.kill('SIGTERM');
+  const stopped = await Promise.race([daemon.exited.then(() => true), sleep(3000).then(() => false)]);
+  if (!stopped) {
+    daemon.child.kill('SIGKILL');
+    await daemon.exited;
+  }
+}
+
+describe('web console against the sim daemon', { timeout: 120_000 }, () => {
+  let daemon = null;
+  let profileDir = null;
+  let context = null;
+  let page = null;
+  const consoleErrors = [];
+
+  before(async () => {
+    daemon = await startDaemon();
+    profileDir = await mkdtemp(join(tmpdir(), 'nanokvm-chromium-'));
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      timeout: 30_000,
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    watchErrors(page);
+    await page.goto(daemon.url);
+  });
+
+  after(async () => {
+    await context?.close().catch(() => {});
+    if (daemon !== null) await stopDaemon(daemon);
+    if (profileDir !== null) await rm(profileDir, { recursive: true, force: true });
+  });
+
+  function watchErrors(p) {
+    p.setDefaultTimeout(10_000);
+    p.on('console', (msg) => {
+      if (msg.type() === 'error') consoleErrors.push(`console: ${msg.text()}`);
+    });
+    p.on('pageerror', (error) => consoleErrors.push(`pageerror: ${error.message}`));
+  }
+
+  const readStats = () => page.evaluate(() => ({ ...window.nanokvm?.stats }));
+
+  /**
+   * Polls `read()` until `accept` takes its value; on timeout, fails saying what was last read.
+   * Polled from here with evaluate rather than with waitForFunction, which evals its predicate
+   * in the page and so needs the 'unsafe-eval' that the console's CSP rightly refuses.
+   */
+  async function waitFor(what, read, accept, timeout) {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const value = await read();
+      if (accept(value)) return value;
+      if (Date.now() >= deadline) {
+        throw new Error(`${what}: not within ${timeout} ms; last seen: ${JSON.stringify(value)}`);
+      }
+      await sleep(25);
+    }
+  }
+
+  const waitForStats = (what, accept, timeout) => waitFor(what, readStats, accept, timeout);
+
+  /** Opens the settings panel (whatever state an earlier test left it in) and returns its form. */
+  async function openSettings() {
+    if (await page.locator('#settings-panel').isHidden()) await page.locator('#settings-button').click();
+    return page.locator('#settings-form');
+  }
+
+  /** Simulates the tab being hidden or shown, as Page Visibility reports it. */
+  function setHidden(hidden) {
+    return page.evaluate((hide) => {
+      if (hide) {
+        Object.defineProperty(document, 'hidden', { value: true, configurable: true });
+        Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+      } else {
+        // The own properties shadow Document.prototype's getters; removing them restores those.
+        delete document.hidden;
+        delete document.visibilityState;
+      }
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, hidden);
+  }
+
+  test('shows decoded H.264 video at 1280x720', { timeout: TEST_TIMEOUT_MS }, async () => {
+    await waitForStats('3 decoded frames', (s) => s.framesDecoded >= 3, 10_000);
+    const stats = await readStats();
+    assert.equal(stats.mode, 'h264');
+    assert.equal(stats.connected, true);
+    assert.equal(stats.decoderErrors, 0);
+    assert.equal(`${stats.width}x${stats.height}`, '1280x720');
+    assert.ok(stats.keyframesDecoded >= 1, 'the first frame is a keyframe');
+    assert.equal(await page.locator('#connection').getAttribute('data-state'), 'connected');
+    assert.equal(await page.locator('#notice').isHidden(), true, 'no error notice');
+  });
+
+  test('a hidden tab receives no video and gets a keyframe when shown again', { timeout: TEST_TIMEOUT_MS }, async () => {
+    await setHidden(true);
+    await sleep(300); // frames the server sent before it heard of it
+    const hidden = await readStats();
+    await sleep(1500);
+    const stillHidden = await readStats();
+    assert.equal(stillHidden.framesReceived, hidden.framesReceived, 'frames arrived while hidden');
+
+    await setHidden(false);
+    await waitForStats(
+      'a keyframe decoded after showing the tab',
+      (s) => s.keyframesDecoded > stillHidden.keyframesDecoded,
+      1000,
+    );
+    assert.equal((await readStats()).decoderErrors, 0);
+  });
+
+  test('a console switch to another resolution reconfigures the decoder', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const switchConsole = async (n) => {
+      const response = await fetch(new URL('api/sim/console', daemon.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ console: n }),
+        signal: AbortSignal.timeout(5000),
+      });
+      assert.equal(response.status, 204, await response.text());
+    };
+    await switchConsole(2); // 1024x768 → 960x720 at 720p
+    await waitForStats('frames at 960x720', (s) => s.width === 960 && s.height === 720, 5000);
+    await switchConsole(1);
+    await waitForStats('frames at 1280x720', (s) => s.width === 1280 && s.height === 720, 5000);
+    assert.equal((await readStats()).decoderErrors, 0);
+  });
+
+  test('the settings panel changes the stream and shows what the server applied', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const form = await openSettings();
+    assert.equal(await form.locator('[name=resolution]').inputValue(), 'P720', 'shows the server settings');
+    assert.equal(await form.locator('[name=fps]').inputValue(), '30');
+
+    await form.locator('[name=resolution]').selectOption('Native');
+    await form.locator('button[type=submit]').click();
+    await waitForStats('frames at 1920x1080', (s) => s.width === 1920 && s.height === 1080, 5000);
+
+    await form.locator('[name=resolution]').selectOption('P720');
+    await form.locator('button[type=submit]').click();
+    await waitForStats('frames at 1280x720', (s) => s.width === 1280 && s.height === 720, 5000);
+    assert.equal((await readStats()).decoderErrors, 0);
+    await page.locator('#settings-close').click();
+    assert.equal(await page.locator('#settings-panel').isHidden(), true);
+  });
+
+  test('MJPEG mode shows the JPEG stream and stops WebSocket video', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const form = await openSettings();
+    await form.locator('[name=codec]').selectOption('mjpeg');
+    await form.locator('button[type=submit]').click();
+
+    const jpegWidth = () => page.evaluate(() => document.getElementById('mjpeg').naturalWidth);
+    await waitFor('a 1280 pixels wide JPEG', jpegWidth, (width) => width === 1280, 5000);
+    assert.equal(await page.locator('#screen').isHidden(), true);
+    await sleep(300);
+    const before = await readStats();
+    assert.equal(before.mode, 'mjpeg');
+    await sleep(1500);
+    assert.equal((await readStats()).framesReceived, before.framesReceived, 'WebSocket video in MJPEG mode');
+
+    await form.locator('[name=codec]').selectOption('h264');
+    await form.locator('button[type=submit]').click();
+    await page.locator('#settings-close').click();
+    await waitForStats('a keyframe after going back to H.264', (s) => s.keyframesDecoded > before.keyframesDecoded, 2000);
+    assert.equal(await page.locator('#mjpeg').getAttribute('src'), null, 'the MJPEG stream was stopped');
+  });
+
+  test('without WebCodecs the console falls back to MJPEG', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const bare = await context.newPage();
+    try {
+      watchErrors(bare);
+      await bare.addInitScript(() => delete window.VideoDecoder);
+      await bare.goto(daemon.url);
+      const read = () =>
+        bare.evaluate(() => ({
+          mode: window.nanokvm?.stats.mode,
+          connected: window.nanokvm?.stats.connected,
+          jpegWidth: document.getElementById('mjpeg').naturalWidth,
+        }));
+      await waitFor('MJPEG shown', read, (s) => s.mode === 'mjpeg' && s.connected && s.jpegWidth === 1280, 5000);
+      const h264Option = bare.locator('#settings-form [name=codec] option[value=h264]');
+      assert.equal(await h264Option.isDisabled(), true, 'H.264 is not offered');
+      await sleep(500);
+      assert.equal(await bare.evaluate(() => window.nanokvm.stats.framesReceived), 0, 'no video over the WebSocket');
+    } finally {
+      await bare.close();
+    }
+  });
+
+  test('the pages logged no errors', () => {
+    assert.deepEqual(consoleErrors, []);
+  });
+});
