@@ -294,7 +294,10 @@ pub async fn run(
                     core.leave(id, &mut actions);
                 }
                 EncoderMsg::Visibility { id, visible } => core.visibility(id, visible),
-                EncoderMsg::KeyframeRequest { id, .. } => core.keyframe_request(id),
+                EncoderMsg::KeyframeRequest { id, reason } => {
+                    log::debug!("viewer {id} asks for a keyframe: {reason:?}");
+                    core.keyframe_request(id);
+                }
                 EncoderMsg::ChangeSettings { id, settings } => {
                     core.change_settings(id, settings, &mut actions)
                 }

@@ -125,6 +125,7 @@ impl IdrPolicy {
         }
     }
 
+    #[cfg(test)]
     pub fn has_pending(&self) -> bool {
         self.pending.is_some()
     }

@@ -1,1 +1,129 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's chores in one place.
+//!
+//! - `ci`: everything CI checks — installs missing system packages (Debian), then format,
+//!   lints, unit and end-to-end tests, and the browser tests in headless Chromium.
+//! - `e2e`: only the end-to-end and browser tests (the daemon is built first).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Debian packages the tests need: nasm makes OpenH264 build with its assembly (3x faster
+/// encoding), chromium runs the browser tests.
+const SYSTEM_PACKAGES: &[(&str, &str)] = &[
+    ("nasm", "nasm"),
+    ("chromium", "chromium"),
+    ("node", "nodejs"),
+    ("npm", "npm"),
+];
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let result = match task.as_str() {
+        "ci" => ci(),
+        "e2e" => e2e(),
+        _ => Err("usage: cargo xtask ci|e2e".to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn run(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
+    eprintln!("xtask: $ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} {} failed ({status})", args.join(" ")))
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+/// Installs what is missing with apt-get (as root, or through sudo).
+fn ensure_system_packages() -> Result<(), String> {
+    let missing: Vec<&str> = SYSTEM_PACKAGES
+        .iter()
+        .filter(|(bin, _)| !on_path(bin))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !on_path("apt-get") {
+        return Err(format!(
+            "missing system packages {missing:?} and no apt-get to install them"
+        ));
+    }
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+    let apt = |args: &[&str]| {
+        let mut full: Vec<&str> = sudo.to_vec();
+        full.push("apt-get");
+        full.extend_from_slice(args);
+        run(&root(), full[0], &full[1..])
+    };
+    apt(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    install.extend(missing.iter());
+    apt(&install)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"))
+}
+
+fn ci() -> Result<(), String> {
+    ensure_system_packages()?;
+    let root = root();
+    run(&root, "cargo", &["fmt", "--all", "--check"])?;
+    run(
+        &root,
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    run(&root, "cargo", &["build", "-p", "nanokvmd"])?;
+    run(&root, "cargo", &["test", "--workspace"])?;
+    browser_tests(&root)
+}
+
+fn e2e() -> Result<(), String> {
+    ensure_system_packages()?;
+    let root = root();
+    run(&root, "cargo", &["build", "-p", "nanokvmd"])?;
+    run(&root, "cargo", &["test", "-p", "nanokvm-e2e"])?;
+    browser_tests(&root)
+}
+
+fn browser_tests(root: &Path) -> Result<(), String> {
+    let dir = root.join("tests/browser");
+    run(&dir, "npm", &["ci", "--no-audit", "--no-fund"])?;
+    run(&dir, "node", &["--test", "--test-concurrency=1"])
+}

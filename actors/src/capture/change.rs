@@ -23,6 +23,7 @@ pub enum Change {
 }
 
 impl Change {
+    #[cfg(test)]
     pub fn is_changed(&self) -> bool {
         matches!(self, Change::Changed { .. })
     }
@@ -57,6 +58,7 @@ impl ChangeDetector {
     }
 
     /// Forgets the previous frame: the next one reports `Changed { fraction: 1.0 }`.
+    #[cfg(test)]
     pub fn reset(&mut self) {
         self.shape = None;
     }

@@ -56,6 +56,10 @@ impl CapturePacer {
         Duration::from_micros(1_000_000 / self.fps.max(1) as u64)
     }
 
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
     /// Returns true when the tick period changed.
     pub fn configure(&mut self, active: bool, fps: u8) -> bool {
         self.active = active;
@@ -118,6 +122,10 @@ pub async fn run(
             future::or(
                 async { grabs.recv().await.map_or(Input::Closed, Input::Grabbed) },
                 async {
+                    // An idle capture does not even wake up.
+                    if !pacer.is_active() {
+                        future::pending::<()>().await;
+                    }
                     timer.next().await;
                     Input::Tick
                 },
@@ -127,23 +135,16 @@ pub async fn run(
         match input {
             Input::Closed => break,
             Input::Msg(CaptureMsg::Configure { active, fps }) => {
-                if pacer.configure(active, fps) {
+                let waking = active && !pacer.is_active();
+                if pacer.configure(active, fps) || waking {
                     timer = smol::Timer::interval(pacer.period());
                 }
-            }
-            Input::Tick => {
-                let now = clock.now_us();
-                if let Some(order) = pacer.tick(now) {
-                    let cmd = MediaCmd::Grab {
-                        grab_seq: order.grab_seq,
-                        capture_us: now,
-                        wall_ms: wall_millis_of_day(),
-                    };
-                    if media.try_send(cmd).is_err() {
-                        pacer.grabbed(order.grab_seq);
-                    }
+                // The first viewer should not wait a whole frame interval for its first picture.
+                if waking {
+                    grab(&mut pacer, &media, clock);
                 }
             }
+            Input::Tick => grab(&mut pacer, &media, clock),
             Input::Grabbed(report) => {
                 if pacer.grabbed(report.grab_seq)
                     && encoder.send(EncoderMsg::Captured(report)).await.is_err()
@@ -151,6 +152,20 @@ pub async fn run(
                     break;
                 }
             }
+        }
+    }
+}
+
+fn grab(pacer: &mut CapturePacer, media: &Sender<MediaCmd>, clock: Clock) {
+    let now = clock.now_us();
+    if let Some(order) = pacer.tick(now) {
+        let cmd = MediaCmd::Grab {
+            grab_seq: order.grab_seq,
+            capture_us: now,
+            wall_ms: wall_millis_of_day(),
+        };
+        if media.try_send(cmd).is_err() {
+            pacer.grabbed(order.grab_seq);
         }
     }
 }

@@ -50,6 +50,7 @@ impl RgbFrame {
     }
 
     /// The pixel at (x, y), or `None` outside the frame.
+    #[cfg(test)]
     pub fn pixel(&self, x: u16, y: u16) -> Option<[u8; 3]> {
         if x >= self.width || y >= self.height {
             return None;
@@ -223,16 +224,6 @@ impl Scaler {
             per_source,
             scratch: Cell::new(scratch),
         }
-    }
-
-    /// The source size this scaler accepts.
-    pub fn src_size(&self) -> (u16, u16) {
-        self.src
-    }
-
-    /// The destination size this scaler produces.
-    pub fn dst_size(&self) -> (u16, u16) {
-        self.dst
     }
 
     /// Scales `src` into `dst`, resizing `dst` to the destination size first if needed.

@@ -67,8 +67,8 @@ pub fn access_units(data: &[u8]) -> Vec<AccessUnit> {
         let begins_new = match current {
             None => true,
             Some((_, has_picture, _)) => {
-                (has_picture && matches!(t, nal::AUD | nal::SPS | nal::PPS | nal::SEI))
-                    || (has_picture && first_slice)
+                has_picture
+                    && (first_slice || matches!(t, nal::AUD | nal::SPS | nal::PPS | nal::SEI))
             }
         };
         if begins_new {
