@@ -1,6 +1,7 @@
 //! The session's I/O loop: a reader and a writer running side by side on one task.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -20,6 +21,12 @@ use crate::metrics::{Metrics, ViewerKind};
 /// Frames queued for one client. Small on purpose: a client more than this far behind is
 /// better served by skipping to the next IDR than by watching the past.
 const FRAME_QUEUE: usize = 4;
+
+/// The server pings this often; browsers answer pings by themselves, so a live client is
+/// never silent for long even in a background tab.
+const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// A client silent this long (no message, no pong) is gone: its socket is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
 enum Outgoing {
     Bytes(Vec<u8>),
@@ -53,11 +60,22 @@ pub async fn run<S>(
         let mut frames_tx = Some(frames_tx);
         let mut events_tx = Some(events_tx);
         loop {
-            let inbound = match stream.next().await {
+            let received = future::or(async { Some(stream.next().await) }, async {
+                smol::Timer::after(IDLE_TIMEOUT).await;
+                None
+            })
+            .await;
+            let Some(received) = received else {
+                log::info!("session {id}: nothing received for {IDLE_TIMEOUT:?}, closing");
+                let reason = format!("nothing received for {} s", IDLE_TIMEOUT.as_secs());
+                let _ = out_tx.send(Outgoing::Close(close::POLICY, reason)).await;
+                return future::pending().await;
+            };
+            let inbound = match received {
                 Some(Ok(Message::Binary(b))) => Ok(b),
                 Some(Ok(Message::Text(_))) => Err(Inbound::Text),
                 Some(Ok(Message::Close(_))) | None => return,
-                Some(Ok(_)) => continue, // pings are answered by tungstenite itself
+                Some(Ok(_)) => continue, // pings are answered by tungstenite; pongs just prove life
                 Some(Err(WsError::Capacity(_))) => Err(Inbound::TooLarge),
                 Some(Err(e)) => {
                     log::debug!("session {id}: {e}");
@@ -113,42 +131,44 @@ pub async fn run<S>(
 
     let writer = async {
         let core = SessionCore::new();
+        let mut ping_timer = smol::Timer::interval(PING_INTERVAL);
         let mut actions = Vec::new();
         loop {
             enum Next {
                 Frame(EncodedFrame),
                 Event(ViewerEvent),
                 Out(Outgoing),
+                Ping,
                 Shutdown,
             }
-            let next = future::or(
+            // Control first (shutdown, closes, replies), then events, then frames.
+            let control = future::or(
                 async {
-                    shutdown
-                        .recv()
-                        .await
-                        .map_or(Next::Shutdown, |()| Next::Shutdown)
+                    let _ = shutdown.recv().await;
+                    Next::Shutdown
                 },
-                future::or(
-                    async { out_rx.recv().await.map_or(Next::Shutdown, Next::Out) },
-                    future::or(
-                        async {
-                            match events_rx.recv().await {
-                                Ok(e) => Next::Event(e),
-                                Err(_) => future::pending().await,
-                            }
-                        },
-                        async {
-                            match frames_rx.recv().await {
-                                Ok(f) => Next::Frame(f),
-                                Err(_) => future::pending().await,
-                            }
-                        },
-                    ),
-                ),
-            )
-            .await;
+                async { out_rx.recv().await.map_or(Next::Shutdown, Next::Out) },
+            );
+            let events = async {
+                match events_rx.recv().await {
+                    Ok(e) => Next::Event(e),
+                    Err(_) => future::pending().await,
+                }
+            };
+            let frames = async {
+                match frames_rx.recv().await {
+                    Ok(f) => Next::Frame(f),
+                    Err(_) => future::pending().await,
+                }
+            };
+            let ping = async {
+                ping_timer.next().await;
+                Next::Ping
+            };
+            let next = future::or(control, future::or(events, future::or(frames, ping))).await;
             let sent = match next {
                 Next::Frame(frame) => sink.send(Message::Binary(frame.wire().clone())).await,
+                Next::Ping => sink.send(Message::Ping(bytes::Bytes::new())).await,
                 Next::Event(event) => {
                     core.event(&event, &mut actions);
                     let mut r = Ok(());
