@@ -98,6 +98,7 @@ function onWorkerMessage(msg) {
 const CLOSE_CODES = {
   1000: 'closed',
   1001: 'server going away',
+  1005: 'closed without a status code',
   1006: 'connection lost',
   1011: 'server error',
 };

@@ -9,6 +9,7 @@ export function formatStats(s) {
     ['fps', fixed(s.fps, 1, '')],
     ['bitrate', fixed(s.bitrateKbps, 0, 'kbit/s')],
     ['latency', fixed(s.latencyMs, 1, 'ms')],
+    ['decode', fixed(s.decodeMs, 1, 'ms')],
     ['clock', s.clockOffsetUs === null ? na : `±${(s.rttMs / 2).toFixed(2)} ms (rtt ${s.rttMs.toFixed(2)} ms)`],
     ['frames', `${s.framesReceived} received, ${s.framesDecoded} decoded`],
     ['keyframes', `${s.keyframesDecoded} decoded, ${s.keyframeRequests} requested`],

@@ -18,6 +18,7 @@ export function createStats(mode) {
     fps: null, // decoded frames per second over the last second; null in MJPEG mode
     bitrateKbps: null, // received video kbit/s over the last second; null in MJPEG mode
     latencyMs: null, // last frame: paint time − capture time on the client clock
+    decodeMs: null, // last frame: paint time − arrival time, the browser's share of latencyMs
     clockOffsetUs: null, // server clock − client clock
     rttMs: null, // round trip of the Ping sample the offset comes from
   };

@@ -47,6 +47,9 @@ function startDaemon() {
     const fail = (why) => {
       clearTimeout(timer);
       child.kill('SIGKILL');
+      // Anything the daemon started could hold the pipes open and keep this process alive.
+      child.stdout.destroy();
+      child.stderr.destroy();
       reject(new Error(`${why}\n--- nanokvmd stderr ---\n${stderr}`));
     };
     const timer = setTimeout(() => fail(`nanokvmd printed no listening line in ${DAEMON_START_MS} ms`), DAEMON_START_MS);

@@ -98,7 +98,8 @@ test('an unknown variant index is refused', () => {
 });
 
 test('varints are bounded like postcard bounds them', () => {
-  // u16 version 65535 is ff ff 03; ff ff 04 would be 2^16 + 65535 - ...: out of range.
+  // A u16 varint has at most 3 bytes and the third carries bits 14-15 only: ff ff 03 is 65535,
+  // ff ff 04 would set bit 16.
   assert.deepStrictEqual(decodeClientMsg(fromHex('00ffff0301')), { Hello: { version: 65535, visible: true } });
   assert.throws(() => decodeClientMsg(fromHex('00ffff0401')), { message: /bad varint/ });
   // More continuation bytes than a u16 can have.
