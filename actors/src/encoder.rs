@@ -45,9 +45,11 @@ pub enum EncoderMsg {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ViewerEvent {
+    /// `status` is `None` until the first picture is captured: nothing is known about the
+    /// video yet, and the first capture announces it.
     Welcome {
         settings: StreamSettings,
-        status: VideoStatus,
+        status: Option<VideoStatus>,
     },
     Settings(StreamSettings),
     VideoStatus(VideoStatus),
@@ -126,7 +128,7 @@ impl<S: FrameSink> EncoderCore<S> {
             id,
             ViewerEvent::Welcome {
                 settings: self.settings,
-                status: self.status,
+                status: (self.status.source_width > 0).then_some(self.status),
             },
         ));
         if was_empty {

@@ -34,6 +34,8 @@ struct Viewer<S> {
     sink: S,
     visible: bool,
     awaiting_key: bool,
+    /// Its queue overflowed: every frame until the next IDR it receives counts as dropped.
+    overflowed: bool,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -65,6 +67,7 @@ impl<S: FrameSink> Hub<S> {
             sink,
             visible,
             awaiting_key: true,
+            overflowed: false,
         });
     }
 
@@ -119,18 +122,23 @@ impl<S: FrameSink> Hub<S> {
             .filter(|v| v.codec == codec && v.visible)
         {
             if v.awaiting_key && !frame.keyframe() {
+                d.dropped += u64::from(v.overflowed);
                 continue;
             }
             match v.sink.try_push(frame) {
                 Ok(()) => {
                     v.awaiting_key = false;
+                    v.overflowed = false;
                     d.sent += 1;
                     d.bytes += frame.payload().len() as u64;
                 }
                 Err(PushError::Full) => {
                     d.dropped += 1;
-                    if !v.awaiting_key {
+                    // A refused IDR asks again (the policy rate-limits), or the viewer would
+                    // wait for the end of the GOP.
+                    if !v.overflowed || frame.keyframe() {
                         v.awaiting_key = true;
+                        v.overflowed = true;
                         d.overflowed = true;
                     }
                 }
@@ -239,6 +247,7 @@ mod tests {
         slow.queue.borrow_mut().clear(); // the slow client catches up
         let d = hub.deliver(&frame(3, false));
         assert!(!d.overflowed, "one overflow asks once");
+        assert_eq!(d.dropped, 1, "frames skipped until the IDR count as dropped");
         hub.deliver(&frame(4, true));
         hub.deliver(&frame(5, false));
         assert_eq!(slow.seqs(), vec![4, 5]);

@@ -82,7 +82,7 @@ impl Metrics {
             ),
             (
                 "frames_dropped_total",
-                "Frames not queued to a viewer because its queue was full.",
+                "Frames a viewer missed because its queue was full (counted until its next IDR).",
                 &self.frames_dropped,
             ),
         ];

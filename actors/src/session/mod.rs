@@ -144,7 +144,9 @@ impl SessionCore {
                 status: st,
             } => {
                 out.push(SessionAction::Reply(hello(*settings).encode()));
-                out.push(SessionAction::Reply(status(*st).encode()));
+                if let Some(st) = st {
+                    out.push(SessionAction::Reply(status(*st).encode()));
+                }
             }
             ViewerEvent::Settings(s) => {
                 out.push(SessionAction::Reply(ServerMsg::Settings(*s).encode()))
