@@ -247,7 +247,10 @@ mod tests {
         slow.queue.borrow_mut().clear(); // the slow client catches up
         let d = hub.deliver(&frame(3, false));
         assert!(!d.overflowed, "one overflow asks once");
-        assert_eq!(d.dropped, 1, "frames skipped until the IDR count as dropped");
+        assert_eq!(
+            d.dropped, 1,
+            "frames skipped until the IDR count as dropped"
+        );
         hub.deliver(&frame(4, true));
         hub.deliver(&frame(5, false));
         assert_eq!(slow.seqs(), vec![4, 5]);
