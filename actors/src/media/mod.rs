@@ -267,9 +267,8 @@ impl Worker {
                 (buf, r.keyframe)
             }
             Source::Replay(replay) => {
-                let (au, keyframe) = replay.take(job.force_idr);
-                let mut buf = EncodedFrame::payload_buffer(au.len());
-                buf.extend_from_slice(au);
+                let mut buf = EncodedFrame::payload_buffer(64 * 1024);
+                let keyframe = replay.read(job.force_idr, &mut buf)?;
                 (buf, keyframe)
             }
         };
