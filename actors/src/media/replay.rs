@@ -52,7 +52,10 @@ impl ReplaySource {
     pub fn read(&mut self, force_idr: bool, out: &mut Vec<u8>) -> Result<bool, MediaError> {
         if force_idr && !self.units[self.current].keyframe {
             let n = self.units.len();
-            if let Some(k) = (0..n).map(|i| (self.current + i) % n).find(|&k| self.units[k].keyframe) {
+            if let Some(k) = (0..n)
+                .map(|i| (self.current + i) % n)
+                .find(|&k| self.units[k].keyframe)
+            {
                 self.current = k;
                 self.next = (k + 1) % n;
             }
@@ -98,8 +101,14 @@ mod tests {
         let path = dir.join("p-frames-only.h264");
         std::fs::write(&path, [0, 0, 0, 1, 0x41, 0x9a, 0, 0, 0, 1, 0x41, 0x9a]).unwrap();
         let err = ReplaySource::load(&path).err().unwrap().to_string();
-        assert!(err.contains("p-frames-only.h264") && err.contains("no IDR"), "{err}");
-        let missing = ReplaySource::load(&dir.join("missing.h264")).err().unwrap().to_string();
+        assert!(
+            err.contains("p-frames-only.h264") && err.contains("no IDR"),
+            "{err}"
+        );
+        let missing = ReplaySource::load(&dir.join("missing.h264"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(missing.contains("missing.h264"), "{missing}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
