@@ -60,7 +60,7 @@ fn select_source(cfg: &Config) -> Result<(Source, bool), DaemonError> {
     match &cfg.source {
         Some(SourceSpec::Replay(path)) => Ok((
             Source::Replay(ReplaySource::load(path).map_err(DaemonError::Media)?),
-            true,
+            false,
         )),
         None => sim_source().map(|s| (s, true)),
     }
@@ -85,7 +85,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let jpeg_available = !matches!(source, Source::Replay(_));
     let clock = Clock::start();
     let metrics = Arc::new(Metrics::default());
-    let media = media::spawn(source, cfg.stream, metrics.clone())
+    let media = media::spawn(source, metrics.clone())
         .map_err(|e| DaemonError::Io("starting the media thread", e))?;
     let media_join = media.join;
 
@@ -102,7 +102,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 .map_err(|e| DaemonError::Io("installing signal handlers", e))?;
 
         let (encoder_tx, encoder_rx) = async_channel::bounded(64);
-        let (capture_tx, capture_rx) = async_channel::bounded(8);
+        // One slot: the capture actor needs only the latest desired state.
+        let (capture_tx, capture_rx) = async_channel::bounded(1);
         let (shutdown_tx, shutdown_rx) = async_channel::bounded::<()>(1);
 
         ex.spawn(capture::run(
@@ -110,7 +111,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             media.grabs,
             media.handle.commands.clone(),
             encoder_tx.clone(),
-            cfg.stream.fps,
+            cfg.stream,
             clock,
         ))
         .detach();
@@ -136,10 +137,11 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         ));
         ex.spawn(web::serve(listener, app)).detach();
 
-        log::info!(
-            "serving the console on http://{addr}/ ({})",
-            if sim { "simulated target" } else { "device" }
-        );
+        let what = match &cfg.source {
+            Some(SourceSpec::Replay(path)) => format!("replaying {}", path.display()),
+            None => "simulated target".to_string(),
+        };
+        log::info!("serving the console on http://{addr}/ ({what})");
         println!("nanokvmd listening on http://{addr}/");
         let _ = std::io::stdout().flush();
 

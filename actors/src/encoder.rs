@@ -1,7 +1,7 @@
 //! The encoder actor: decides per captured frame what to encode (through the IDR policy), hands
 //! the work to the media thread, and fans the result out to viewers through the hub.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -11,9 +11,9 @@ use nanokvm_protocol::{Codec, KeyframeReason, StreamSettings, VideoStatus};
 
 use crate::capture::CaptureMsg;
 use crate::clock::{Clock, Micros};
-use crate::hub::{Delivery, FrameSink, Hub, ViewerId};
-use crate::idr_policy::{IdrPolicy, IdrReason, PolicyConfig};
-use crate::media::{EncodeReport, EncodedFrame, GrabReport, H264Job, MediaCmd};
+use crate::hub::{Delivery, Hub, ViewerId, ViewerQueues, ViewerSink, Waiting};
+use crate::idr_policy::{FrameChange, IdrPolicy, IdrReason, PolicyConfig};
+use crate::media::{EncodeJob, EncodeReport, EncodedFrame, GrabReport, H264Job, MediaCmd};
 use crate::metrics::Metrics;
 
 pub enum EncoderMsg {
@@ -58,57 +58,59 @@ pub enum ViewerEvent {
 
 #[derive(Debug, PartialEq)]
 pub enum Action {
-    Media(MediaCmdKind),
+    Encode(EncodeJob),
     Capture(CaptureMsg),
-    Tell(ViewerId, ViewerEvent),
-    Broadcast(ViewerEvent),
 }
 
-/// The media commands the core issues (a comparable mirror of [`MediaCmd`] for tests).
-#[derive(Debug, PartialEq)]
-pub enum MediaCmdKind {
-    Encode {
-        grab_seq: u64,
-        h264: Option<H264Job>,
-        jpeg: bool,
-    },
-    Configure(StreamSettings),
+/// An encode the media thread has not answered yet.
+#[derive(Debug)]
+struct InFlight {
+    grab_seq: u64,
+    h264: bool,
+    /// Why the H.264 frame was forced to be an IDR, for the counters and for asking again if
+    /// the encode is lost.
+    idr: Option<IdrReason>,
 }
 
 pub struct EncoderCore<S> {
     hub: Hub<S>,
     policy: IdrPolicy,
     settings: StreamSettings,
-    status: VideoStatus,
-    /// Why the H.264 frame now being encoded was forced, for the IDR counters.
-    in_flight_reason: Option<IdrReason>,
+    status: Option<VideoStatus>,
+    in_flight: VecDeque<InFlight>,
+    /// A changed picture was not encoded (the media thread skipped or failed it), so the next
+    /// one must be, even if it equals that picture.
+    reencode: bool,
+    capture: Option<(bool, StreamSettings)>,
     metrics: Arc<Metrics>,
 }
 
-impl<S: FrameSink> EncoderCore<S> {
+impl<S: ViewerSink> EncoderCore<S> {
     pub fn new(settings: StreamSettings, metrics: Arc<Metrics>) -> Self {
         Self {
             hub: Hub::new(),
             policy: IdrPolicy::new(PolicyConfig::default()),
             settings,
-            status: VideoStatus {
-                signal: false,
-                source_width: 0,
-                source_height: 0,
-                width: 0,
-                height: 0,
-                fps: settings.fps,
-            },
-            in_flight_reason: None,
+            status: None,
+            in_flight: VecDeque::new(),
+            reencode: false,
+            capture: None,
             metrics,
         }
     }
 
-    fn capture_state(&self) -> Action {
-        Action::Capture(CaptureMsg::Configure {
-            active: !self.hub.is_empty(),
-            fps: self.settings.fps,
-        })
+    /// Tells the capture actor what it should be doing when that changed, or when a viewer
+    /// wants a picture now rather than at the next tick.
+    fn update_capture(&mut self, grab_now: bool, out: &mut Vec<Action>) {
+        let state = (self.hub.anyone_watching(), self.settings);
+        if self.capture != Some(state) || (grab_now && state.0) {
+            self.capture = Some(state);
+            out.push(Action::Capture(CaptureMsg::Configure {
+                active: state.0,
+                settings: state.1,
+                grab_now,
+            }));
+        }
     }
 
     pub fn join(
@@ -119,33 +121,28 @@ impl<S: FrameSink> EncoderCore<S> {
         visible: bool,
         out: &mut Vec<Action>,
     ) {
-        let was_empty = self.hub.is_empty();
         self.hub.join(id, codec, sink, visible);
         if visible && codec == Codec::H264 {
             self.policy.request(IdrReason::NewViewer);
         }
-        out.push(Action::Tell(
-            id,
-            ViewerEvent::Welcome {
-                settings: self.settings,
-                status: (self.status.source_width > 0).then_some(self.status),
-            },
-        ));
-        if was_empty {
-            out.push(self.capture_state());
-        }
+        let welcome = ViewerEvent::Welcome {
+            settings: self.settings,
+            status: self.status,
+        };
+        self.hub.tell(id, &welcome);
+        self.update_capture(visible, out);
     }
 
     pub fn leave(&mut self, id: ViewerId, out: &mut Vec<Action>) {
-        if self.hub.leave(id) && self.hub.is_empty() {
-            out.push(self.capture_state());
-        }
+        self.hub.leave(id);
+        self.update_capture(false, out);
     }
 
-    pub fn visibility(&mut self, id: ViewerId, visible: bool) {
-        if self.hub.set_visible(id, visible) {
+    pub fn visibility(&mut self, id: ViewerId, visible: bool, out: &mut Vec<Action>) {
+        if self.hub.set_visible(id, visible) == Some(Codec::H264) {
             self.policy.request(IdrReason::NewViewer);
         }
+        self.update_capture(visible, out);
     }
 
     pub fn keyframe_request(&mut self, id: ViewerId) {
@@ -160,45 +157,66 @@ impl<S: FrameSink> EncoderCore<S> {
         out: &mut Vec<Action>,
     ) {
         if let Err(e) = settings.validate() {
-            out.push(Action::Tell(
-                id,
-                ViewerEvent::SettingsRejected(e.to_string()),
-            ));
+            self.hub
+                .tell(id, &ViewerEvent::SettingsRejected(e.to_string()));
             return;
         }
-        let fps_changed = settings.fps != self.settings.fps;
+        if settings == self.settings {
+            // Nothing to rebuild: no IDR for everybody because one client re-sent its form.
+            self.hub.tell(id, &ViewerEvent::Settings(settings));
+            return;
+        }
         self.settings = settings;
-        self.status.fps = settings.fps;
         // A new encoder configuration starts with an IDR; count it as such.
         self.policy.request(IdrReason::Settings);
-        out.push(Action::Media(MediaCmdKind::Configure(settings)));
-        out.push(Action::Broadcast(ViewerEvent::Settings(settings)));
-        if fps_changed {
-            out.push(self.capture_state());
-        }
+        self.hub.broadcast(&ViewerEvent::Settings(settings));
+        self.update_capture(true, out);
+    }
+
+    fn idr_in_flight(&self) -> bool {
+        self.in_flight.iter().any(|j| j.idr.is_some())
     }
 
     pub fn captured(&mut self, now: Micros, report: GrabReport, out: &mut Vec<Action>) {
         let info = report.info;
         self.metrics.frames_captured.fetch_add(1, Relaxed);
+        self.hub.sweep_closed();
+        self.update_capture(false, out);
+
         let status = VideoStatus {
             signal: info.output_size.0 > 0,
             source_width: info.source_size.0,
             source_height: info.source_size.1,
             width: info.output_size.0,
             height: info.output_size.1,
-            fps: self.settings.fps,
+            fps: report.settings.fps,
         };
-        if status != self.status {
-            if self.status.width != 0
-                && (status.width, status.height) != (self.status.width, self.status.height)
+        if self.status != Some(status) {
+            if self
+                .status
+                .is_some_and(|s| (s.width, s.height) != (status.width, status.height))
             {
                 self.policy.request(IdrReason::Resolution);
             }
-            self.status = status;
-            out.push(Action::Broadcast(ViewerEvent::VideoStatus(status)));
+            self.status = Some(status);
+            self.hub.broadcast(&ViewerEvent::VideoStatus(status));
         }
-        let decision = self.policy.on_frame(now, info.change);
+
+        // Self-healing: whoever still waits for a keyframe it can take gets one asked for,
+        // whatever happened to earlier requests.
+        if !self.idr_in_flight() {
+            match self.hub.waiting(Codec::H264) {
+                Some(Waiting::New) => self.policy.request(IdrReason::NewViewer),
+                Some(Waiting::Recovering) => self.policy.request(IdrReason::Overflow),
+                None => {}
+            }
+        }
+
+        let mut change = info.change;
+        if std::mem::take(&mut self.reencode) && change == FrameChange::Unchanged {
+            change = FrameChange::Changed { fraction: 0.0 };
+        }
+        let decision = self.policy.on_frame(now, change);
         if !decision.encode {
             self.metrics.frames_unchanged.fetch_add(1, Relaxed);
         }
@@ -206,54 +224,69 @@ impl<S: FrameSink> EncoderCore<S> {
             force_idr: decision.force_idr.is_some(),
             quality_boost: decision.quality_boost,
         });
-        let jpeg =
-            self.hub.wants(Codec::Jpeg) && (decision.encode || self.hub.waiting(Codec::Jpeg));
+        let jpeg = self.hub.wants(Codec::Jpeg)
+            && (change != FrameChange::Unchanged || self.hub.waiting(Codec::Jpeg).is_some());
         if h264.is_some() || jpeg {
-            self.in_flight_reason = decision.force_idr;
-            out.push(Action::Media(MediaCmdKind::Encode {
+            self.in_flight.push_back(InFlight {
+                grab_seq: report.grab_seq,
+                h264: h264.is_some(),
+                idr: h264.and(decision.force_idr),
+            });
+            out.push(Action::Encode(EncodeJob {
                 grab_seq: report.grab_seq,
                 h264,
                 jpeg,
+                settings: self.settings,
             }));
         }
     }
 
-    pub fn encoded(&mut self, report: EncodeReport, out: &mut Vec<Action>) {
-        if let Some(frame) = report.h264 {
-            if frame.keyframe() {
-                self.metrics.count_idr(self.in_flight_reason.take());
+    pub fn encoded(&mut self, now: Micros, report: EncodeReport) {
+        // The media thread answers every encode, in order.
+        let job = match self.in_flight.pop_front() {
+            Some(j) if j.grab_seq == report.grab_seq => j,
+            other => {
+                log::error!(
+                    "encode report {} does not match the job in flight {other:?}",
+                    report.grab_seq
+                );
+                self.in_flight.clear();
+                return;
             }
-            self.fan_out(&frame, out);
+        };
+        if job.h264 && report.h264.is_none() {
+            self.reencode = true;
+            if let Some(reason) = job.idr {
+                self.policy.request(reason);
+            }
+        }
+        if let Some(frame) = report.h264 {
+            self.fan_out(&frame);
+            if frame.keyframe() {
+                self.metrics.count_idr(job.idr);
+                self.policy.keyframe_delivered(now);
+            }
         }
         if let Some(frame) = report.jpeg {
-            self.fan_out(&frame, out);
+            self.fan_out(&frame);
         }
     }
 
-    fn fan_out(&mut self, frame: &EncodedFrame, out: &mut Vec<Action>) {
+    fn fan_out(&mut self, frame: &EncodedFrame) {
         let Delivery {
             sent,
             bytes,
             dropped,
-            overflowed,
-            closed,
         } = self.hub.deliver(frame);
         let m = self.metrics.codec(frame.header.codec);
         m.sent.fetch_add(sent, Relaxed);
         m.bytes_sent.fetch_add(bytes, Relaxed);
         self.metrics.frames_dropped.fetch_add(dropped, Relaxed);
-        if overflowed && frame.header.codec == Codec::H264 {
-            self.policy.request(IdrReason::Overflow);
-        }
-        if !closed.is_empty() && self.hub.is_empty() {
-            out.push(self.capture_state());
-        }
     }
 }
 
-/// The actor's loop: messages in, actions out. It never waits on the media thread: commands go
-/// into its bounded queue with `try_send`, and a full queue drops the command (the next frame
-/// brings a fresh one).
+/// The actor's loop: messages in, actions out. It never waits on the media thread: a full
+/// command queue drops the encode (answered as skipped, so nothing is lost but that frame).
 pub async fn run(
     mailbox: Receiver<EncoderMsg>,
     encodes: Receiver<EncodeReport>,
@@ -263,8 +296,7 @@ pub async fn run(
     clock: Clock,
     metrics: Arc<Metrics>,
 ) {
-    let mut core: EncoderCore<Sender<EncodedFrame>> = EncoderCore::new(settings, metrics);
-    let mut events: HashMap<ViewerId, Sender<ViewerEvent>> = HashMap::new();
+    let mut core: EncoderCore<ViewerQueues> = EncoderCore::new(settings, metrics);
     let mut actions = Vec::new();
     loop {
         enum Input {
@@ -277,25 +309,25 @@ pub async fn run(
         .await;
         match input {
             Err(_) => break,
-            Ok(Input::Encoded(report)) => core.encoded(report, &mut actions),
+            Ok(Input::Encoded(report)) => core.encoded(clock.now_us(), report),
             Ok(Input::Msg(msg)) => match msg {
                 EncoderMsg::Join {
                     id,
                     codec,
                     frames,
-                    events: ev,
+                    events,
                     visible,
-                } => {
-                    if let Some(ev) = ev {
-                        events.insert(id, ev);
-                    }
-                    core.join(id, codec, frames, visible, &mut actions);
+                } => core.join(
+                    id,
+                    codec,
+                    ViewerQueues { frames, events },
+                    visible,
+                    &mut actions,
+                ),
+                EncoderMsg::Leave { id } => core.leave(id, &mut actions),
+                EncoderMsg::Visibility { id, visible } => {
+                    core.visibility(id, visible, &mut actions)
                 }
-                EncoderMsg::Leave { id } => {
-                    events.remove(&id);
-                    core.leave(id, &mut actions);
-                }
-                EncoderMsg::Visibility { id, visible } => core.visibility(id, visible),
                 EncoderMsg::KeyframeRequest { id, reason } => {
                     log::debug!("viewer {id} asks for a keyframe: {reason:?}");
                     core.keyframe_request(id);
@@ -308,35 +340,18 @@ pub async fn run(
         }
         for action in actions.drain(..) {
             match action {
-                Action::Media(kind) => {
-                    let cmd = match kind {
-                        MediaCmdKind::Encode {
-                            grab_seq,
-                            h264,
-                            jpeg,
-                        } => MediaCmd::Encode {
-                            grab_seq,
-                            h264,
-                            jpeg,
-                        },
-                        MediaCmdKind::Configure(s) => MediaCmd::Configure(s),
-                    };
-                    if media.try_send(cmd).is_err() {
-                        log::warn!("media thread busy: command dropped");
+                Action::Encode(job) => {
+                    if let Err(e) = media.try_send(MediaCmd::Encode(job)) {
+                        let MediaCmd::Encode(job) = e.into_inner() else {
+                            continue;
+                        };
+                        log::warn!("media thread busy: frame {} not encoded", job.grab_seq);
+                        core.encoded(clock.now_us(), EncodeReport::skipped(job.grab_seq));
                     }
                 }
+                // The capture actor needs only the latest state; an older one is replaced.
                 Action::Capture(msg) => {
-                    let _ = capture.try_send(msg);
-                }
-                Action::Tell(id, event) => {
-                    if let Some(tx) = events.get(&id) {
-                        let _ = tx.try_send(event);
-                    }
-                }
-                Action::Broadcast(event) => {
-                    for tx in events.values() {
-                        let _ = tx.try_send(event.clone());
-                    }
+                    let _ = capture.force_send(msg);
                 }
             }
         }

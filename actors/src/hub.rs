@@ -1,9 +1,11 @@
 //! Fan-out of encoded frames to viewers. Each viewer has a bounded queue; a frame is pushed as
 //! a reference-counted handle, never copied. A viewer whose queue is full misses frames until
-//! the next IDR (anything else would be undecodable for it), and the overflow asks for one.
+//! the next IDR (anything else would be undecodable for it), and asks for that IDR once its
+//! queue has room again — a viewer that never drains never causes a single extra IDR.
 
 use nanokvm_protocol::Codec;
 
+use crate::encoder::ViewerEvent;
 use crate::media::EncodedFrame;
 
 pub type ViewerId = u64;
@@ -14,18 +16,53 @@ pub enum PushError {
     Closed,
 }
 
-/// Where a viewer's frames go: its bounded queue.
-pub trait FrameSink {
+/// Where a viewer's frames and announcements go: its bounded queues.
+pub trait ViewerSink {
     fn try_push(&self, frame: &EncodedFrame) -> Result<(), PushError>;
+    /// Status and settings announcements; lossy (a viewer that cannot take them is far behind
+    /// and will be told the state again by the next change).
+    fn tell(&self, event: &ViewerEvent);
+    fn has_room(&self) -> bool;
+    fn is_closed(&self) -> bool;
 }
 
-impl FrameSink for async_channel::Sender<EncodedFrame> {
+/// The queues of a live viewer.
+pub struct ViewerQueues {
+    pub frames: async_channel::Sender<EncodedFrame>,
+    /// `None` for plain HTTP streams, which have no use for announcements.
+    pub events: Option<async_channel::Sender<ViewerEvent>>,
+}
+
+impl ViewerSink for ViewerQueues {
     fn try_push(&self, frame: &EncodedFrame) -> Result<(), PushError> {
-        self.try_send(frame.clone()).map_err(|e| match e {
+        self.frames.try_send(frame.clone()).map_err(|e| match e {
             async_channel::TrySendError::Full(_) => PushError::Full,
             async_channel::TrySendError::Closed(_) => PushError::Closed,
         })
     }
+
+    fn tell(&self, event: &ViewerEvent) {
+        if let Some(events) = &self.events {
+            let _ = events.try_send(event.clone());
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        !self.frames.is_full()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.frames.is_closed()
+    }
+}
+
+/// Why a viewer has nothing decodable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// It never had a keyframe (new, or shown again after being hidden).
+    New,
+    /// Its queue overflowed and has room again.
+    Recovering,
 }
 
 struct Viewer<S> {
@@ -34,7 +71,7 @@ struct Viewer<S> {
     sink: S,
     visible: bool,
     awaiting_key: bool,
-    /// Its queue overflowed: every frame until the next IDR it receives counts as dropped.
+    /// Its queue overflowed: every frame until its next IDR counts as dropped.
     overflowed: bool,
 }
 
@@ -43,17 +80,13 @@ pub struct Delivery {
     pub sent: u64,
     pub bytes: u64,
     pub dropped: u64,
-    /// A queue overflowed: that viewer now waits for an IDR.
-    pub overflowed: bool,
-    /// Viewers whose queue is gone (disconnected); they were removed.
-    pub closed: Vec<ViewerId>,
 }
 
 pub struct Hub<S> {
     viewers: Vec<Viewer<S>>,
 }
 
-impl<S: FrameSink> Hub<S> {
+impl<S: ViewerSink> Hub<S> {
     pub fn new() -> Self {
         Self {
             viewers: Vec::new(),
@@ -71,23 +104,25 @@ impl<S: FrameSink> Hub<S> {
         });
     }
 
-    pub fn leave(&mut self, id: ViewerId) -> bool {
-        let before = self.viewers.len();
+    pub fn leave(&mut self, id: ViewerId) {
         self.viewers.retain(|v| v.id != id);
-        self.viewers.len() != before
     }
 
-    /// Returns true when the viewer just became visible and so needs an IDR.
-    pub fn set_visible(&mut self, id: ViewerId, visible: bool) -> bool {
-        let Some(v) = self.viewers.iter_mut().find(|v| v.id == id) else {
-            return false;
-        };
+    /// Forgets viewers whose queues are gone (disconnected), hidden ones included.
+    pub fn sweep_closed(&mut self) {
+        self.viewers.retain(|v| !v.sink.is_closed());
+    }
+
+    /// Returns the viewer's codec when it just became visible (and so needs a keyframe).
+    pub fn set_visible(&mut self, id: ViewerId, visible: bool) -> Option<Codec> {
+        let v = self.viewers.iter_mut().find(|v| v.id == id)?;
         let shown = visible && !v.visible;
         v.visible = visible;
         if shown {
             v.awaiting_key = true;
+            v.overflowed = false;
         }
-        shown
+        shown.then_some(v.codec)
     }
 
     /// The viewer's decoder lost track: stop sending it P-frames until the next IDR.
@@ -102,15 +137,31 @@ impl<S: FrameSink> Hub<S> {
         self.viewers.iter().any(|v| v.codec == codec && v.visible)
     }
 
-    /// Somebody watching this codec has nothing decodable yet.
-    pub fn waiting(&self, codec: Codec) -> bool {
-        self.viewers
-            .iter()
-            .any(|v| v.codec == codec && v.visible && v.awaiting_key)
+    pub fn anyone_watching(&self) -> bool {
+        self.viewers.iter().any(|v| v.visible)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.viewers.is_empty()
+    /// Whether a viewer of this codec needs a keyframe it could take now; a new viewer
+    /// outranks a recovering one.
+    pub fn waiting(&self, codec: Codec) -> Option<Waiting> {
+        let waiting = self
+            .viewers
+            .iter()
+            .filter(|v| v.codec == codec && v.visible && v.awaiting_key && v.sink.has_room());
+        waiting.fold(None, |acc, v| match (acc, v.overflowed) {
+            (Some(Waiting::New), _) | (_, false) => Some(Waiting::New),
+            _ => Some(Waiting::Recovering),
+        })
+    }
+
+    pub fn tell(&self, id: ViewerId, event: &ViewerEvent) {
+        if let Some(v) = self.viewers.iter().find(|v| v.id == id) {
+            v.sink.tell(event);
+        }
+    }
+
+    pub fn broadcast(&self, event: &ViewerEvent) {
+        self.viewers.iter().for_each(|v| v.sink.tell(event));
     }
 
     pub fn deliver(&mut self, frame: &EncodedFrame) -> Delivery {
@@ -134,157 +185,16 @@ impl<S: FrameSink> Hub<S> {
                 }
                 Err(PushError::Full) => {
                     d.dropped += 1;
-                    // A refused IDR asks again (the policy rate-limits), or the viewer would
-                    // wait for the end of the GOP.
-                    if !v.overflowed || frame.keyframe() {
-                        v.awaiting_key = true;
-                        v.overflowed = true;
-                        d.overflowed = true;
-                    }
+                    v.awaiting_key = true;
+                    v.overflowed = true;
                 }
-                Err(PushError::Closed) => d.closed.push(v.id),
+                // Removed by the next sweep.
+                Err(PushError::Closed) => {}
             }
         }
-        self.viewers.retain(|v| !d.closed.contains(&v.id));
         d
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use nanokvm_protocol::VideoHeader;
-    use std::cell::RefCell;
-    use std::rc::Rc;
-
-    /// A queue of fixed capacity whose contents the test can inspect.
-    #[derive(Clone)]
-    struct TestSink {
-        queue: Rc<RefCell<Vec<EncodedFrame>>>,
-        capacity: usize,
-        closed: Rc<RefCell<bool>>,
-    }
-
-    impl TestSink {
-        fn new(capacity: usize) -> Self {
-            Self {
-                queue: Rc::default(),
-                capacity,
-                closed: Rc::default(),
-            }
-        }
-        fn seqs(&self) -> Vec<u32> {
-            self.queue.borrow().iter().map(|f| f.header.seq).collect()
-        }
-    }
-
-    impl FrameSink for TestSink {
-        fn try_push(&self, frame: &EncodedFrame) -> Result<(), PushError> {
-            if *self.closed.borrow() {
-                return Err(PushError::Closed);
-            }
-            let mut q = self.queue.borrow_mut();
-            if q.len() >= self.capacity {
-                return Err(PushError::Full);
-            }
-            q.push(frame.clone());
-            Ok(())
-        }
-    }
-
-    fn frame(seq: u32, keyframe: bool) -> EncodedFrame {
-        let header = VideoHeader {
-            codec: Codec::H264,
-            keyframe,
-            seq,
-            capture_us: 0,
-            width: 16,
-            height: 16,
-        };
-        let mut buf = EncodedFrame::payload_buffer(4);
-        buf.extend_from_slice(&[0, 0, 1, 0x65]);
-        EncodedFrame::seal(header, buf)
-    }
-
-    #[test]
-    fn a_new_viewer_starts_at_a_keyframe() {
-        let mut hub = Hub::new();
-        let sink = TestSink::new(8);
-        hub.join(1, Codec::H264, sink.clone(), true);
-        assert!(hub.waiting(Codec::H264));
-        hub.deliver(&frame(0, false));
-        hub.deliver(&frame(1, true));
-        hub.deliver(&frame(2, false));
-        assert_eq!(sink.seqs(), vec![1, 2]);
-        assert!(!hub.waiting(Codec::H264));
-    }
-
-    #[test]
-    fn every_viewer_gets_the_same_bytes_not_a_copy() {
-        let mut hub = Hub::new();
-        let (a, b) = (TestSink::new(8), TestSink::new(8));
-        hub.join(1, Codec::H264, a.clone(), true);
-        hub.join(2, Codec::H264, b.clone(), true);
-        let f = frame(0, true);
-        assert_eq!(hub.deliver(&f).sent, 2);
-        let pa = a.queue.borrow()[0].wire().as_ptr();
-        let pb = b.queue.borrow()[0].wire().as_ptr();
-        assert_eq!(pa, pb);
-        assert_eq!(pa, f.wire().as_ptr());
-    }
-
-    #[test]
-    fn overflow_drops_to_the_next_idr_without_touching_others() {
-        let mut hub = Hub::new();
-        let (slow, fast) = (TestSink::new(2), TestSink::new(100));
-        hub.join(1, Codec::H264, slow.clone(), true);
-        hub.join(2, Codec::H264, fast.clone(), true);
-        hub.deliver(&frame(0, true));
-        hub.deliver(&frame(1, false));
-        let d = hub.deliver(&frame(2, false));
-        assert!(d.overflowed);
-        assert_eq!(d.dropped, 1);
-        slow.queue.borrow_mut().clear(); // the slow client catches up
-        let d = hub.deliver(&frame(3, false));
-        assert!(!d.overflowed, "one overflow asks once");
-        assert_eq!(
-            d.dropped, 1,
-            "frames skipped until the IDR count as dropped"
-        );
-        hub.deliver(&frame(4, true));
-        hub.deliver(&frame(5, false));
-        assert_eq!(slow.seqs(), vec![4, 5]);
-        assert_eq!(fast.seqs(), vec![0, 1, 2, 3, 4, 5]);
-    }
-
-    #[test]
-    fn hidden_viewers_get_nothing_and_need_a_key_when_shown() {
-        let mut hub = Hub::new();
-        let sink = TestSink::new(8);
-        hub.join(1, Codec::H264, sink.clone(), true);
-        hub.deliver(&frame(0, true));
-        assert!(!hub.set_visible(1, false));
-        assert!(!hub.wants(Codec::H264));
-        hub.deliver(&frame(1, false));
-        assert!(hub.set_visible(1, true));
-        hub.deliver(&frame(2, false));
-        hub.deliver(&frame(3, true));
-        assert_eq!(sink.seqs(), vec![0, 3]);
-    }
-
-    #[test]
-    fn closed_viewers_are_removed_and_codecs_kept_apart() {
-        let mut hub = Hub::new();
-        let (a, j) = (TestSink::new(8), TestSink::new(8));
-        hub.join(1, Codec::H264, a.clone(), true);
-        hub.join(2, Codec::Jpeg, j.clone(), true);
-        *a.closed.borrow_mut() = true;
-        let d = hub.deliver(&frame(0, true));
-        assert_eq!(d.closed, vec![1]);
-        assert!(!hub.wants(Codec::H264));
-        assert!(hub.wants(Codec::Jpeg));
-        assert!(j.seqs().is_empty());
-        assert!(hub.leave(2));
-        assert!(hub.is_empty());
-    }
-}
+pub(crate) mod tests;

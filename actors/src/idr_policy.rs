@@ -48,6 +48,12 @@ impl IdrReason {
         }
     }
 
+    /// Requests made for a picture that changed: once that change has gone out (as a P-frame,
+    /// the IDR having been deferred), a still screen gives them nothing left to do.
+    fn follows_a_change(self) -> bool {
+        matches!(self, IdrReason::SceneChange | IdrReason::Resume)
+    }
+
     /// A waiting viewer sees nothing until the IDR arrives, so these skip the rate limit.
     fn is_urgent(self) -> bool {
         matches!(
@@ -130,6 +136,13 @@ impl IdrPolicy {
         self.pending.is_some()
     }
 
+    /// An IDR reached the viewers (forced or chosen by the encoder itself): every request made
+    /// before it is answered, and the rate limit counts from it.
+    pub fn keyframe_delivered(&mut self, now: Micros) {
+        self.pending = None;
+        self.last_forced_us = Some(now);
+    }
+
     pub fn on_frame(&mut self, now: Micros, change: FrameChange) -> FrameDecision {
         let mut decision = FrameDecision::default();
         if let FrameChange::Changed { fraction } = change {
@@ -151,7 +164,9 @@ impl IdrPolicy {
                 || self
                     .last_forced_us
                     .is_none_or(|t| now.saturating_sub(t) >= self.cfg.min_forced_interval_us);
-            if allowed {
+            if allowed && change == FrameChange::Unchanged && reason.follows_a_change() {
+                self.pending = None;
+            } else if allowed {
                 self.pending = None;
                 self.last_forced_us = Some(now);
                 decision.force_idr = Some(reason);
@@ -284,6 +299,37 @@ mod tests {
         assert!(
             !p.on_frame(t + 133 * MS, SMALL).quality_boost,
             "burst is 3 frames"
+        );
+    }
+
+    #[test]
+    fn a_deferred_scene_change_is_dropped_when_the_screen_is_still() {
+        let mut p = policy();
+        p.request(IdrReason::ClientRequest);
+        p.on_frame(0, SMALL);
+        let d = p.on_frame(33 * MS, FrameChange::Changed { fraction: 0.9 });
+        assert_eq!(d.force_idr, None, "rate-limited");
+        let d = p.on_frame(300 * MS, FrameChange::Unchanged);
+        assert_eq!(
+            d,
+            FrameDecision::default(),
+            "no IDR of a picture already sent"
+        );
+        assert!(!p.has_pending());
+    }
+
+    #[test]
+    fn any_delivered_keyframe_answers_requests_and_starts_the_rate_limit() {
+        let mut p = policy();
+        p.on_frame(0, SMALL);
+        p.request(IdrReason::ClientRequest);
+        p.keyframe_delivered(10 * MS);
+        assert!(!p.has_pending());
+        p.request(IdrReason::Overflow);
+        assert_eq!(p.on_frame(100 * MS, SMALL).force_idr, None);
+        assert_eq!(
+            p.on_frame(260 * MS, SMALL).force_idr,
+            Some(IdrReason::Overflow)
         );
     }
 

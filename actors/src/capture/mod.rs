@@ -3,23 +3,35 @@
 //! skipped, never queued, so a slow encoder lowers the frame rate instead of adding latency),
 //! and passes what the grab saw to the encoder actor.
 
+// The pixel work of a software capture path (the simulated target's); the device's video
+// block scales and converts in hardware.
+#[cfg(feature = "sim")]
 pub mod change;
+#[cfg(feature = "sim")]
 pub mod scale;
+#[cfg(feature = "sim")]
 pub mod yuv;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use futures_lite::{future, StreamExt};
+use futures_lite::future;
+use nanokvm_protocol::StreamSettings;
 
 use crate::clock::{wall_millis_of_day, Clock, Micros};
 use crate::encoder::EncoderMsg;
 use crate::media::{GrabReport, MediaCmd};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum CaptureMsg {
-    /// Capture runs only while somebody watches.
-    Configure { active: bool, fps: u8 },
+    /// The whole desired state, so that a newer message can replace an older one unread.
+    /// Capture runs only while somebody watches; `grab_now` takes a picture at once for a
+    /// viewer that is waiting, instead of at the next tick.
+    Configure {
+        active: bool,
+        settings: StreamSettings,
+        grab_now: bool,
+    },
 }
 
 /// A grab the pacer wants issued.
@@ -100,11 +112,15 @@ pub async fn run(
     grabs: Receiver<GrabReport>,
     media: Sender<MediaCmd>,
     encoder: Sender<EncoderMsg>,
-    fps: u8,
+    settings: StreamSettings,
     clock: Clock,
 ) {
-    let mut pacer = CapturePacer::new(fps);
-    let mut timer = smol::Timer::interval(pacer.period());
+    let mut pacer = CapturePacer::new(settings.fps);
+    let mut settings = settings;
+    // A deadline rather than an interval: after a stall, missed ticks are skipped, not caught
+    // up in a burst.
+    let mut next_tick = Instant::now() + pacer.period();
+    let mut timer = smol::Timer::at(next_tick);
     loop {
         enum Input {
             Tick,
@@ -113,12 +129,7 @@ pub async fn run(
             Closed,
         }
         let input = future::or(
-            async {
-                match mailbox.recv().await {
-                    Ok(m) => Input::Msg(m),
-                    Err(_) => Input::Closed,
-                }
-            },
+            async { mailbox.recv().await.map_or(Input::Closed, Input::Msg) },
             future::or(
                 async { grabs.recv().await.map_or(Input::Closed, Input::Grabbed) },
                 async {
@@ -126,7 +137,7 @@ pub async fn run(
                     if !pacer.is_active() {
                         future::pending::<()>().await;
                     }
-                    timer.next().await;
+                    (&mut timer).await;
                     Input::Tick
                 },
             ),
@@ -134,17 +145,30 @@ pub async fn run(
         .await;
         match input {
             Input::Closed => break,
-            Input::Msg(CaptureMsg::Configure { active, fps }) => {
+            Input::Msg(CaptureMsg::Configure {
+                active,
+                settings: new_settings,
+                grab_now,
+            }) => {
                 let waking = active && !pacer.is_active();
-                if pacer.configure(active, fps) || waking {
-                    timer = smol::Timer::interval(pacer.period());
+                settings = new_settings;
+                if pacer.configure(active, settings.fps) || waking {
+                    next_tick = Instant::now() + pacer.period();
+                    timer.set_at(next_tick);
                 }
-                // The first viewer should not wait a whole frame interval for its first picture.
-                if waking {
-                    grab(&mut pacer, &media, clock);
+                if waking || grab_now {
+                    grab(&mut pacer, &media, clock, settings);
                 }
             }
-            Input::Tick => grab(&mut pacer, &media, clock),
+            Input::Tick => {
+                let now = Instant::now();
+                next_tick += pacer.period();
+                if next_tick <= now {
+                    next_tick = now + pacer.period();
+                }
+                timer.set_at(next_tick);
+                grab(&mut pacer, &media, clock, settings);
+            }
             Input::Grabbed(report) => {
                 if pacer.grabbed(report.grab_seq)
                     && encoder.send(EncoderMsg::Captured(report)).await.is_err()
@@ -156,13 +180,19 @@ pub async fn run(
     }
 }
 
-fn grab(pacer: &mut CapturePacer, media: &Sender<MediaCmd>, clock: Clock) {
+fn grab(
+    pacer: &mut CapturePacer,
+    media: &Sender<MediaCmd>,
+    clock: Clock,
+    settings: StreamSettings,
+) {
     let now = clock.now_us();
     if let Some(order) = pacer.tick(now) {
         let cmd = MediaCmd::Grab {
             grab_seq: order.grab_seq,
             capture_us: now,
             wall_ms: wall_millis_of_day(),
+            settings,
         };
         if media.try_send(cmd).is_err() {
             pacer.grabbed(order.grab_seq);

@@ -1,21 +1,9 @@
 use super::*;
-use crate::idr_policy::FrameChange;
+use crate::hub::tests::TestSink;
 use crate::media::GrabInfo;
 use nanokvm_protocol::{Resolution, VideoHeader};
-use std::cell::RefCell;
-use std::rc::Rc;
 
-#[derive(Clone, Default)]
-struct Queue(Rc<RefCell<Vec<EncodedFrame>>>);
-
-impl FrameSink for Queue {
-    fn try_push(&self, frame: &EncodedFrame) -> Result<(), crate::hub::PushError> {
-        self.0.borrow_mut().push(frame.clone());
-        Ok(())
-    }
-}
-
-fn core() -> EncoderCore<Queue> {
+fn core() -> EncoderCore<TestSink> {
     EncoderCore::new(StreamSettings::default(), Arc::new(Metrics::default()))
 }
 
@@ -23,6 +11,7 @@ fn grab(seq: u64, change: FrameChange, size: (u16, u16)) -> GrabReport {
     GrabReport {
         grab_seq: seq,
         capture_us: seq * 33_000,
+        settings: StreamSettings::default(),
         info: GrabInfo {
             change,
             source_size: (1920, 1080),
@@ -31,9 +20,9 @@ fn grab(seq: u64, change: FrameChange, size: (u16, u16)) -> GrabReport {
     }
 }
 
-fn h264_frame(keyframe: bool) -> EncodedFrame {
+fn frame(codec: Codec, keyframe: bool) -> EncodedFrame {
     let header = VideoHeader {
-        codec: Codec::H264,
+        codec,
         keyframe,
         seq: 0,
         capture_us: 0,
@@ -43,40 +32,51 @@ fn h264_frame(keyframe: bool) -> EncodedFrame {
     EncodedFrame::seal(header, EncodedFrame::payload_buffer(0))
 }
 
-fn encode_job(actions: &[Action]) -> Option<&MediaCmdKind> {
+fn report(seq: u64, h264: Option<bool>) -> EncodeReport {
+    EncodeReport {
+        grab_seq: seq,
+        h264: h264.map(|key| frame(Codec::H264, key)),
+        jpeg: None,
+    }
+}
+
+fn job(actions: &[Action]) -> Option<&EncodeJob> {
     actions.iter().find_map(|a| match a {
-        Action::Media(k @ MediaCmdKind::Encode { .. }) => Some(k),
+        Action::Encode(j) => Some(j),
         _ => None,
     })
 }
 
+fn forced(actions: &[Action]) -> bool {
+    job(actions).is_some_and(|j| j.h264.is_some_and(|h| h.force_idr))
+}
+
 const CHANGED: FrameChange = FrameChange::Changed { fraction: 0.01 };
+const STILL: FrameChange = FrameChange::Unchanged;
 
 #[test]
-fn first_viewer_starts_capture_and_gets_an_idr_even_on_a_still_screen() {
+fn first_viewer_starts_capture_at_once_and_gets_an_idr_of_a_still_screen() {
     let mut c = core();
     let mut out = Vec::new();
-    c.join(1, Codec::H264, Queue::default(), true, &mut out);
+    let sink = TestSink::new(4);
+    c.join(1, Codec::H264, sink.clone(), true, &mut out);
     assert!(matches!(
-        &out[0],
-        Action::Tell(1, ViewerEvent::Welcome { .. })
+        &sink.events.borrow()[0],
+        ViewerEvent::Welcome { status: None, .. }
     ));
-    assert!(out.contains(&Action::Capture(CaptureMsg::Configure {
-        active: true,
-        fps: 30
-    })));
+    assert!(matches!(
+        out[..],
+        [Action::Capture(CaptureMsg::Configure {
+            active: true,
+            grab_now: true,
+            ..
+        })]
+    ));
     out.clear();
-    c.captured(0, grab(1, FrameChange::Unchanged, (1280, 720)), &mut out);
-    assert_eq!(
-        encode_job(&out),
-        Some(&MediaCmdKind::Encode {
-            grab_seq: 1,
-            h264: Some(H264Job {
-                force_idr: true,
-                quality_boost: false
-            }),
-            jpeg: false
-        })
+    c.captured(0, grab(1, STILL, (1280, 720)), &mut out);
+    assert!(forced(&out));
+    assert!(
+        matches!(sink.events.borrow().last(), Some(ViewerEvent::VideoStatus(s)) if s.width == 1280)
     );
 }
 
@@ -84,108 +84,160 @@ fn first_viewer_starts_capture_and_gets_an_idr_even_on_a_still_screen() {
 fn unchanged_frames_with_nobody_waiting_are_not_encoded() {
     let mut c = core();
     let mut out = Vec::new();
-    let q = Queue::default();
+    let q = TestSink::new(4);
     c.join(1, Codec::H264, q.clone(), true, &mut out);
     c.captured(0, grab(1, CHANGED, (1280, 720)), &mut out);
-    c.encoded(
-        EncodeReport {
-            h264: Some(h264_frame(true)),
-            jpeg: None,
-        },
-        &mut out,
-    );
-    assert_eq!(q.0.borrow().len(), 1);
+    c.encoded(10_000, report(1, Some(true)));
+    assert_eq!(q.queue.borrow().len(), 1);
     out.clear();
-    c.captured(
-        33_000,
-        grab(2, FrameChange::Unchanged, (1280, 720)),
-        &mut out,
-    );
-    assert_eq!(encode_job(&out), None);
+    c.captured(33_000, grab(2, STILL, (1280, 720)), &mut out);
+    assert_eq!(job(&out), None);
     assert_eq!(c.metrics.frames_unchanged.load(Relaxed), 1);
 }
 
 #[test]
-fn nothing_is_encoded_without_viewers_and_capture_stops_when_the_last_leaves() {
+fn capture_stops_when_nobody_watches_including_hidden_viewers() {
     let mut c = core();
     let mut out = Vec::new();
-    c.join(1, Codec::H264, Queue::default(), true, &mut out);
+    c.join(1, Codec::H264, TestSink::new(4), true, &mut out);
+    out.clear();
+    c.visibility(1, false, &mut out);
+    assert!(matches!(
+        out[..],
+        [Action::Capture(CaptureMsg::Configure { active: false, .. })]
+    ));
+    out.clear();
+    c.visibility(1, true, &mut out);
+    assert!(matches!(
+        out[..],
+        [Action::Capture(CaptureMsg::Configure {
+            active: true,
+            grab_now: true,
+            ..
+        })]
+    ));
     out.clear();
     c.leave(1, &mut out);
-    assert_eq!(
-        out,
-        vec![Action::Capture(CaptureMsg::Configure {
-            active: false,
-            fps: 30
-        })]
-    );
+    assert!(matches!(
+        out[..],
+        [Action::Capture(CaptureMsg::Configure { active: false, .. })]
+    ));
     out.clear();
     c.captured(0, grab(1, CHANGED, (1280, 720)), &mut out);
-    assert_eq!(encode_job(&out), None);
+    assert_eq!(job(&out), None);
 }
 
 #[test]
-fn a_jpeg_viewer_gets_a_picture_of_a_still_screen() {
+fn a_lost_idr_is_asked_for_again_and_a_skipped_change_is_encoded_later() {
     let mut c = core();
     let mut out = Vec::new();
-    c.join(1, Codec::Jpeg, Queue::default(), true, &mut out);
-    c.captured(0, grab(1, FrameChange::Unchanged, (1280, 720)), &mut out);
-    assert_eq!(
-        encode_job(&out),
-        Some(&MediaCmdKind::Encode {
+    let sink = TestSink::new(4);
+    c.join(1, Codec::H264, sink.clone(), true, &mut out);
+    c.captured(0, grab(1, CHANGED, (1280, 720)), &mut out);
+    assert!(forced(&out));
+    // A newer grab replaced the picture before it was encoded.
+    c.encoded(5_000, EncodeReport::skipped(1));
+    out.clear();
+    c.captured(33_000, grab(2, STILL, (1280, 720)), &mut out);
+    assert!(
+        forced(&out),
+        "the viewer still waits: ask again even on a still screen"
+    );
+    c.encoded(40_000, report(2, Some(true)));
+    assert_eq!(sink.queue.borrow().len(), 1);
+}
+
+#[test]
+fn a_waiting_viewer_is_not_served_twice_while_its_idr_is_in_flight() {
+    let mut c = core();
+    let mut out = Vec::new();
+    c.join(1, Codec::H264, TestSink::new(4), true, &mut out);
+    c.captured(0, grab(1, CHANGED, (1280, 720)), &mut out);
+    out.clear();
+    c.captured(33_000, grab(2, CHANGED, (1280, 720)), &mut out);
+    assert!(!forced(&out), "IDR for grab 1 not answered yet");
+}
+
+#[test]
+fn a_jpeg_viewer_gets_a_picture_of_a_still_screen_once() {
+    let mut c = core();
+    let mut out = Vec::new();
+    c.join(1, Codec::Jpeg, TestSink::new(4), true, &mut out);
+    out.clear();
+    c.captured(0, grab(1, STILL, (1280, 720)), &mut out);
+    assert_eq!(job(&out).map(|j| (j.h264, j.jpeg)), Some((None, true)));
+    c.encoded(
+        1_000,
+        EncodeReport {
             grab_seq: 1,
             h264: None,
-            jpeg: true
-        })
+            jpeg: Some(frame(Codec::Jpeg, true)),
+        },
     );
+    out.clear();
+    c.captured(33_000, grab(2, STILL, (1280, 720)), &mut out);
+    assert_eq!(job(&out), None);
+}
+
+#[test]
+fn a_stalled_viewer_causes_no_idr_storm() {
+    let mut c = core();
+    let mut out = Vec::new();
+    let stalled = TestSink::new(1);
+    c.join(1, Codec::H264, stalled.clone(), true, &mut out);
+    c.join(2, Codec::H264, TestSink::new(100), true, &mut out);
+    let mut forced_count = 0;
+    for seq in 1..=60u64 {
+        out.clear();
+        let now = seq * 33_000;
+        c.captured(now, grab(seq, CHANGED, (1280, 720)), &mut out);
+        let key = forced(&out);
+        forced_count += usize::from(key);
+        if job(&out).is_some() {
+            c.encoded(now + 1, report(seq, Some(key)));
+        }
+    }
+    assert_eq!(forced_count, 1, "only the joiners' first IDR");
+    assert_eq!(stalled.queue.borrow().len(), 1);
 }
 
 #[test]
 fn resolution_change_is_announced_and_forces_an_idr() {
     let mut c = core();
     let mut out = Vec::new();
-    c.join(1, Codec::H264, Queue::default(), true, &mut out);
+    let sink = TestSink::new(8);
+    c.join(1, Codec::H264, sink.clone(), true, &mut out);
     c.captured(0, grab(1, CHANGED, (1280, 720)), &mut out);
-    c.encoded(
-        EncodeReport {
-            h264: Some(h264_frame(true)),
-            jpeg: None,
-        },
-        &mut out,
-    );
-    c.captured(33_000, grab(2, CHANGED, (1280, 720)), &mut out);
+    c.encoded(1_000, report(1, Some(true)));
+    c.captured(300_000, grab(2, CHANGED, (1280, 720)), &mut out);
+    c.encoded(301_000, report(2, Some(false)));
     out.clear();
-    c.captured(
-        66_000,
-        grab(3, FrameChange::Changed { fraction: 0.1 }, (960, 720)),
-        &mut out,
+    c.captured(600_000, grab(3, CHANGED, (960, 720)), &mut out);
+    assert!(
+        matches!(sink.events.borrow().last(), Some(ViewerEvent::VideoStatus(s)) if s.width == 960)
     );
-    assert!(out
-        .iter()
-        .any(|a| matches!(a, Action::Broadcast(ViewerEvent::VideoStatus(s)) if s.width == 960)));
-    assert!(matches!(
-        encode_job(&out),
-        Some(MediaCmdKind::Encode {
-            h264: Some(H264Job {
-                force_idr: true,
-                ..
-            }),
-            ..
-        })
-    ));
+    assert!(forced(&out));
 }
 
 #[test]
-fn invalid_settings_are_refused_to_the_sender_only() {
+fn settings_are_validated_applied_once_and_carried_with_each_job() {
     let mut c = core();
     let mut out = Vec::new();
+    let (a, b) = (TestSink::new(4), TestSink::new(4));
+    c.join(7, Codec::H264, a.clone(), true, &mut out);
+    c.join(8, Codec::H264, b.clone(), true, &mut out);
     let bad = StreamSettings {
         fps: 99,
         ..Default::default()
     };
     c.change_settings(7, bad, &mut out);
     assert!(
-        matches!(&out[..], [Action::Tell(7, ViewerEvent::SettingsRejected(m))] if m.contains("fps"))
+        matches!(a.events.borrow().last(), Some(ViewerEvent::SettingsRejected(m)) if m.contains("fps"))
+    );
+    assert_eq!(
+        b.events.borrow().len(),
+        1,
+        "only the sender hears of a refusal"
     );
     out.clear();
     let good = StreamSettings {
@@ -194,35 +246,26 @@ fn invalid_settings_are_refused_to_the_sender_only() {
         ..Default::default()
     };
     c.change_settings(7, good, &mut out);
-    assert!(out.contains(&Action::Media(MediaCmdKind::Configure(good))));
-    assert!(out.contains(&Action::Broadcast(ViewerEvent::Settings(good))));
-    assert!(out.contains(&Action::Capture(CaptureMsg::Configure {
-        active: false,
-        fps: 15
-    })));
+    assert!(matches!(b.events.borrow().last(), Some(ViewerEvent::Settings(s)) if *s == good));
+    assert!(
+        matches!(out[..], [Action::Capture(CaptureMsg::Configure { settings, .. })] if settings == good)
+    );
+    out.clear();
+    c.change_settings(8, good, &mut out);
+    assert!(out.is_empty(), "the same settings again change nothing");
+    c.captured(0, grab(1, CHANGED, (1920, 1080)), &mut out);
+    assert_eq!(job(&out).map(|j| j.settings), Some(good));
 }
 
 #[test]
 fn idrs_are_counted_by_reason() {
     let mut c = core();
     let mut out = Vec::new();
-    c.join(1, Codec::H264, Queue::default(), true, &mut out);
+    c.join(1, Codec::H264, TestSink::new(8), true, &mut out);
     c.captured(0, grab(1, CHANGED, (1280, 720)), &mut out);
-    c.encoded(
-        EncodeReport {
-            h264: Some(h264_frame(true)),
-            jpeg: None,
-        },
-        &mut out,
-    );
+    c.encoded(1_000, report(1, Some(true)));
     c.captured(33_000, grab(2, CHANGED, (1280, 720)), &mut out);
-    c.encoded(
-        EncodeReport {
-            h264: Some(h264_frame(true)),
-            jpeg: None,
-        },
-        &mut out,
-    );
+    c.encoded(34_000, report(2, Some(true)));
     let text = c.metrics.render();
     assert!(
         text.contains("nanokvmd_idr_total{reason=\"new_viewer\"} 1\n"),

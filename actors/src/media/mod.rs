@@ -3,6 +3,10 @@
 //! here, on one named thread, so the executor never waits on it. It owns the source and the
 //! encoders and obeys commands from the capture and encoder actors, answering over channels.
 
+// Until the device backend brings the hardware encoder, a build without the simulated target
+// has only the replay source, and parts of this module wait for it.
+#![cfg_attr(not(feature = "sim"), allow(dead_code, unused_variables))]
+
 pub mod annexb;
 pub mod frame;
 #[cfg(feature = "sim")]
@@ -44,26 +48,32 @@ impl std::fmt::Display for MediaError {
 
 impl std::error::Error for MediaError {}
 
+/// Every command carries the settings it is to be carried out with, so a settings change can
+/// never be lost or applied to the wrong frame.
 pub enum MediaCmd {
     /// Take a picture from the source; answered with a [`GrabReport`].
     Grab {
         grab_seq: u64,
         capture_us: Micros,
         wall_ms: u32,
+        settings: StreamSettings,
     },
-    /// Encode the picture of `grab_seq` (ignored if a newer grab replaced it); answered with an
-    /// [`EncodeReport`].
-    Encode {
-        grab_seq: u64,
-        h264: Option<H264Job>,
-        jpeg: bool,
-    },
-    Configure(StreamSettings),
+    /// Encode a picture; always answered with an [`EncodeReport`] (empty when a newer grab
+    /// replaced the picture).
+    Encode(EncodeJob),
     /// Simulated target only: switch its console (Ctrl+Alt+Fn).
     SwitchConsole {
         console: u8,
         reply: Sender<Result<(), String>>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EncodeJob {
+    pub grab_seq: u64,
+    pub h264: Option<H264Job>,
+    pub jpeg: bool,
+    pub settings: StreamSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,13 +86,27 @@ pub struct H264Job {
 pub struct GrabReport {
     pub grab_seq: u64,
     pub capture_us: Micros,
+    pub settings: StreamSettings,
     pub info: GrabInfo,
 }
 
+/// The result of an [`EncodeJob`]: a codec's frame is `None` when it was not asked for, the
+/// picture was replaced by a newer grab, or encoding failed.
 #[derive(Debug, Clone)]
 pub struct EncodeReport {
+    pub grab_seq: u64,
     pub h264: Option<EncodedFrame>,
     pub jpeg: Option<EncodedFrame>,
+}
+
+impl EncodeReport {
+    pub fn skipped(grab_seq: u64) -> Self {
+        Self {
+            grab_seq,
+            h264: None,
+            jpeg: None,
+        }
+    }
 }
 
 /// The executor's end of the media thread.
@@ -99,55 +123,47 @@ pub struct MediaThread {
 }
 
 /// Starts the media thread. It ends when every [`MediaHandle`] is dropped.
-pub fn spawn(
-    source: Source,
-    settings: StreamSettings,
-    metrics: Arc<Metrics>,
-) -> std::io::Result<MediaThread> {
+pub fn spawn(source: Source, metrics: Arc<Metrics>) -> std::io::Result<MediaThread> {
     let (cmd_tx, cmd_rx) = async_channel::bounded(8);
     let (grab_tx, grab_rx) = async_channel::bounded(4);
-    let (enc_tx, enc_rx) = async_channel::bounded(4);
+    let (enc_tx, enc_rx) = async_channel::bounded(8);
     let join = std::thread::Builder::new()
         .name("nanokvmd-media".into())
         .spawn(move || {
-            let mut worker = Worker::new(source, settings, metrics);
+            let mut worker = Worker::new(source, metrics);
             while let Ok(cmd) = cmd_rx.recv_blocking() {
-                match cmd {
+                let sent = match cmd {
                     MediaCmd::Grab {
                         grab_seq,
                         capture_us,
                         wall_ms,
+                        settings,
                     } => {
-                        let info = worker.grab(grab_seq, wall_ms);
-                        if grab_tx
+                        let info = worker.grab(grab_seq, capture_us, wall_ms, settings);
+                        grab_tx
                             .send_blocking(GrabReport {
                                 grab_seq,
                                 capture_us,
+                                settings,
                                 info,
                             })
-                            .is_err()
-                        {
-                            break;
-                        }
-                        worker.capture_us = capture_us;
+                            .is_ok()
                     }
-                    MediaCmd::Encode {
-                        grab_seq,
-                        h264,
-                        jpeg,
-                    } => {
-                        if grab_seq != worker.grab_seq {
-                            continue;
-                        }
-                        let report = worker.encode(h264, jpeg);
-                        if enc_tx.send_blocking(report).is_err() {
-                            break;
-                        }
+                    MediaCmd::Encode(job) => {
+                        let report = if job.grab_seq == worker.grab_seq {
+                            worker.encode(&job)
+                        } else {
+                            EncodeReport::skipped(job.grab_seq)
+                        };
+                        enc_tx.send_blocking(report).is_ok()
                     }
-                    MediaCmd::Configure(s) => worker.settings = s,
                     MediaCmd::SwitchConsole { console, reply } => {
                         let _ = reply.try_send(worker.switch_console(console));
+                        true
                     }
+                };
+                if !sent {
+                    break;
                 }
             }
             log::debug!("media thread stopped");
@@ -162,6 +178,7 @@ pub fn spawn(
 
 struct Worker {
     source: Source,
+    /// The settings of the encode being carried out.
     settings: StreamSettings,
     metrics: Arc<Metrics>,
     grab_seq: u64,
@@ -174,10 +191,10 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(source: Source, settings: StreamSettings, metrics: Arc<Metrics>) -> Self {
+    fn new(source: Source, metrics: Arc<Metrics>) -> Self {
         Self {
             source,
-            settings,
+            settings: StreamSettings::default(),
             metrics,
             grab_seq: 0,
             capture_us: 0,
@@ -189,9 +206,16 @@ impl Worker {
         }
     }
 
-    fn grab(&mut self, grab_seq: u64, wall_ms: u32) -> GrabInfo {
-        let info = self.source.grab(wall_ms, self.settings.resolution);
+    fn grab(
+        &mut self,
+        grab_seq: u64,
+        capture_us: Micros,
+        wall_ms: u32,
+        settings: StreamSettings,
+    ) -> GrabInfo {
+        let info = self.source.grab(wall_ms, settings.resolution);
         self.grab_seq = grab_seq;
+        self.capture_us = capture_us;
         self.output_size = info.output_size;
         info
     }
@@ -220,14 +244,21 @@ impl Worker {
         }
     }
 
-    fn encode(&mut self, h264: Option<H264Job>, jpeg: bool) -> EncodeReport {
-        let h264 = h264.and_then(|job| self.timed(Codec::H264, |w| w.encode_h264(job)));
-        let jpeg = if jpeg {
+    fn encode(&mut self, job: &EncodeJob) -> EncodeReport {
+        self.settings = job.settings;
+        let h264 = job
+            .h264
+            .and_then(|h| self.timed(Codec::H264, |w| w.encode_h264(h)));
+        let jpeg = if job.jpeg {
             self.timed(Codec::Jpeg, Self::encode_jpeg)
         } else {
             None
         };
-        EncodeReport { h264, jpeg }
+        EncodeReport {
+            grab_seq: job.grab_seq,
+            h264,
+            jpeg,
+        }
     }
 
     fn timed(
@@ -280,19 +311,14 @@ impl Worker {
     }
 
     fn encode_jpeg(&mut self) -> Result<EncodedFrame, MediaError> {
-        let seq = self.jpeg_seq;
-        let buf = match &mut self.source {
-            #[cfg(feature = "sim")]
-            Source::Sim(sim) => {
-                let mut buf = EncodedFrame::payload_buffer(256 * 1024);
-                jpeg::encode_jpeg(sim.rgb(), self.settings.jpeg_quality, &mut buf)?;
-                buf
-            }
-            Source::Replay(_) => {
-                return Err(MediaError::Unsupported("the replay source has no JPEG"))
-            }
-        };
-        self.jpeg_seq = seq.wrapping_add(1);
-        Ok(EncodedFrame::seal(self.header(Codec::Jpeg, true, seq), buf))
+        #[cfg(feature = "sim")]
+        if let Source::Sim(sim) = &mut self.source {
+            let seq = self.jpeg_seq;
+            let mut buf = EncodedFrame::payload_buffer(256 * 1024);
+            jpeg::encode_jpeg(sim.rgb(), self.settings.jpeg_quality, &mut buf)?;
+            self.jpeg_seq = seq.wrapping_add(1);
+            return Ok(EncodedFrame::seal(self.header(Codec::Jpeg, true, seq), buf));
+        }
+        Err(MediaError::Unsupported("this source has no JPEG encoder"))
     }
 }

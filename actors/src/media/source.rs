@@ -3,10 +3,14 @@
 use nanokvm_protocol::Resolution;
 
 use super::replay::ReplaySource;
+#[cfg(feature = "sim")]
 use crate::capture::change::{Change, ChangeDetector};
+#[cfg(feature = "sim")]
 use crate::capture::scale::{RgbFrame, Scaler};
+#[cfg(feature = "sim")]
 use crate::capture::yuv::{rgb_to_i420, I420Frame};
 use crate::idr_policy::FrameChange;
+#[cfg(feature = "sim")]
 use crate::sim::screen::SimScreen;
 
 /// What one grab saw.
@@ -18,6 +22,7 @@ pub struct GrabInfo {
 }
 
 pub enum Source {
+    #[cfg(feature = "sim")]
     Sim(Box<SimCapture>),
     Replay(ReplaySource),
 }
@@ -25,6 +30,7 @@ pub enum Source {
 impl Source {
     pub fn grab(&mut self, wall_ms: u32, resolution: Resolution) -> GrabInfo {
         match self {
+            #[cfg(feature = "sim")]
             Source::Sim(sim) => sim.grab(wall_ms, resolution),
             Source::Replay(replay) => {
                 replay.advance();
@@ -41,6 +47,7 @@ impl Source {
 
 /// The simulated target's screen as a capture device sees it: rendered at the console's own
 /// resolution, scaled to the output size, compared with the previous picture.
+#[cfg(feature = "sim")]
 pub struct SimCapture {
     pub screen: SimScreen,
     native: RgbFrame,
@@ -52,6 +59,7 @@ pub struct SimCapture {
     grabbed_once: bool,
 }
 
+#[cfg(feature = "sim")]
 impl SimCapture {
     pub fn new(screen: SimScreen) -> Self {
         Self {
