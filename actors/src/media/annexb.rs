@@ -189,8 +189,9 @@ pub fn sps_picture_size(sps: &[u8]) -> Option<(u16, u16)> {
     }
     r.ue()?; // max_num_ref_frames
     r.bit()?; // gaps_in_frame_num_value_allowed_flag
-    let width_mbs = r.ue()? + 1;
-    let height_map_units = r.ue()? + 1;
+              // Values come from a file: every product is checked so a hostile SPS cannot wrap around.
+    let width_mbs = r.ue()?.checked_add(1)?;
+    let height_map_units = r.ue()?.checked_add(1)?;
     let frame_mbs_only = r.bit()?;
     if frame_mbs_only == 0 {
         r.bit()?; // mb_adaptive_frame_field_flag
@@ -204,11 +205,15 @@ pub fn sps_picture_size(sps: &[u8]) -> Option<(u16, u16)> {
             2 => (2, 1),
             _ => (1, 1),
         };
-        crop_x = sub_w * (l + rt);
-        crop_y = sub_h * (2 - frame_mbs_only) * (t + b);
+        crop_x = l.checked_add(rt)?.checked_mul(sub_w)?;
+        crop_y = t
+            .checked_add(b)?
+            .checked_mul(sub_h * (2 - frame_mbs_only))?;
     }
-    let width = (width_mbs * 16).checked_sub(crop_x)?;
-    let height = (height_map_units * 16 * (2 - frame_mbs_only)).checked_sub(crop_y)?;
+    let width = width_mbs.checked_mul(16)?.checked_sub(crop_x)?;
+    let height = height_map_units
+        .checked_mul(16 * (2 - frame_mbs_only))?
+        .checked_sub(crop_y)?;
     Some((u16::try_from(width).ok()?, u16::try_from(height).ok()?))
 }
 
