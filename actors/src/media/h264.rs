@@ -1,7 +1,9 @@
 //! The software H.264 encoder of the simulated target (OpenH264), configured the way a KVM
 //! needs: Constrained Baseline (no B-frames, nothing for the browser to reorder), screen-content
-//! tuning, SPS+PPS with every IDR, and IDRs decided by our policy rather than by OpenH264's own
-//! scene detection.
+//! tuning, SPS+PPS with every IDR, and IDRs forced by our policy. OpenH264 turns its own
+//! scene-change detection back on in screen-content mode whatever the flag says, so a
+//! full-screen change may already come out as an IDR; those are counted as `gop` (the
+//! encoder's own choice) and answer any IDR request pending at the time.
 
 use nanokvm_protocol::StreamSettings;
 use openh264::encoder::{
