@@ -15,6 +15,7 @@ use nanokvm_protocol::MAX_CLIENT_MSG;
 use smol::net::TcpStream;
 use smol_hyper::rt::FuturesIo;
 
+use super::write_deadline::WriteDeadline;
 use super::{respond, App, Body, TEXT};
 
 fn header_has(req: &Request<Incoming>, name: hyper::header::HeaderName, token: &str) -> bool {
@@ -61,7 +62,7 @@ pub fn upgrade(mut req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
                 return;
             }
         };
-        let parts = match upgraded.downcast::<FuturesIo<TcpStream>>() {
+        let parts = match upgraded.downcast::<FuturesIo<WriteDeadline<TcpStream>>>() {
             Ok(p) => p,
             Err(_) => {
                 log::error!("session {id}: upgraded connection is not a TCP stream");
