@@ -6,9 +6,7 @@ mod run;
 
 pub use run::run;
 
-use nanokvm_protocol::{
-    ClientMsg, ErrorCode, ServerMsg, StreamSettings, VideoStatus, PROTOCOL_VERSION,
-};
+use nanokvm_protocol::{ClientMsg, ErrorCode, ServerMsg, StreamSettings, PROTOCOL_VERSION};
 
 use crate::clock::Micros;
 use crate::encoder::ViewerEvent;
@@ -130,36 +128,32 @@ impl SessionCore {
             }
         }
     }
+}
 
-    /// Encodes what the encoder actor announced for this client.
-    pub fn event(&self, event: &ViewerEvent, out: &mut Vec<SessionAction>) {
-        let hello = |settings: StreamSettings| ServerMsg::Hello {
-            version: PROTOCOL_VERSION,
-            settings,
-        };
-        let status = |s: VideoStatus| ServerMsg::VideoStatus(s);
-        match event {
-            ViewerEvent::Welcome {
-                settings,
-                status: st,
-            } => {
-                out.push(SessionAction::Reply(hello(*settings).encode()));
-                if let Some(st) = st {
-                    out.push(SessionAction::Reply(status(*st).encode()));
-                }
-            }
-            ViewerEvent::Settings(s) => {
-                out.push(SessionAction::Reply(ServerMsg::Settings(*s).encode()))
-            }
-            ViewerEvent::VideoStatus(s) => out.push(SessionAction::Reply(status(*s).encode())),
-            ViewerEvent::SettingsRejected(m) => out.push(SessionAction::Reply(
-                ServerMsg::Error {
-                    code: ErrorCode::InvalidSettings,
-                    message: m,
+/// Encodes what the encoder actor announced for this client into server messages.
+pub fn event(event: &ViewerEvent, out: &mut Vec<Vec<u8>>) {
+    match event {
+        ViewerEvent::Welcome { settings, status } => {
+            out.push(
+                ServerMsg::Hello {
+                    version: PROTOCOL_VERSION,
+                    settings: *settings,
                 }
                 .encode(),
-            )),
+            );
+            if let Some(status) = status {
+                out.push(ServerMsg::VideoStatus(*status).encode());
+            }
         }
+        ViewerEvent::Settings(s) => out.push(ServerMsg::Settings(*s).encode()),
+        ViewerEvent::VideoStatus(s) => out.push(ServerMsg::VideoStatus(*s).encode()),
+        ViewerEvent::SettingsRejected(m) => out.push(
+            ServerMsg::Error {
+                code: ErrorCode::InvalidSettings,
+                message: m,
+            }
+            .encode(),
+        ),
     }
 }
 
@@ -183,7 +177,7 @@ fn fail(out: &mut Vec<SessionAction>, code: ErrorCode, close_code: u16, reason: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nanokvm_protocol::KeyframeReason;
+    use nanokvm_protocol::{KeyframeReason, VideoStatus};
 
     fn run(core: &mut SessionCore, msg: Inbound<'_>) -> Vec<SessionAction> {
         let mut out = Vec::new();
@@ -287,18 +281,45 @@ mod tests {
     }
 
     #[test]
+    fn welcome_is_hello_then_the_status_when_there_is_one() {
+        let status = VideoStatus {
+            signal: true,
+            source_width: 1024,
+            source_height: 768,
+            width: 1024,
+            height: 768,
+            fps: 30,
+        };
+        for (status, want) in [(None, 1), (Some(status), 2)] {
+            let mut out = Vec::new();
+            let settings = StreamSettings::default();
+            event(&ViewerEvent::Welcome { settings, status }, &mut out);
+            assert_eq!(out.len(), want);
+            assert_eq!(
+                ServerMsg::decode(&out[0]),
+                Ok(ServerMsg::Hello {
+                    version: PROTOCOL_VERSION,
+                    settings
+                })
+            );
+            if let Some(status) = status {
+                assert_eq!(
+                    ServerMsg::decode(&out[1]),
+                    Ok(ServerMsg::VideoStatus(status))
+                );
+            }
+        }
+    }
+
+    #[test]
     fn rejected_settings_become_an_error_message() {
-        let s = SessionCore::new();
         let mut out = Vec::new();
-        s.event(
+        event(
             &ViewerEvent::SettingsRejected("fps = 99 is out of range".into()),
             &mut out,
         );
-        let SessionAction::Reply(bytes) = &out[0] else {
-            panic!()
-        };
         assert!(matches!(
-            ServerMsg::decode(bytes),
+            ServerMsg::decode(&out[0]),
             Ok(ServerMsg::Error {
                 code: ErrorCode::InvalidSettings,
                 ..

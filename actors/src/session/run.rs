@@ -130,9 +130,8 @@ pub async fn run<S>(
     };
 
     let writer = async {
-        let core = SessionCore::new();
         let mut ping_timer = smol::Timer::interval(PING_INTERVAL);
-        let mut actions = Vec::new();
+        let mut messages = Vec::new();
         loop {
             enum Next {
                 Frame(EncodedFrame),
@@ -170,12 +169,10 @@ pub async fn run<S>(
                 Next::Frame(frame) => sink.send(Message::Binary(frame.wire().clone())).await,
                 Next::Ping => sink.send(Message::Ping(bytes::Bytes::new())).await,
                 Next::Event(event) => {
-                    core.event(&event, &mut actions);
+                    super::event(&event, &mut messages);
                     let mut r = Ok(());
-                    for a in actions.drain(..) {
-                        if let SessionAction::Reply(bytes) = a {
-                            r = r.and(sink.send(Message::Binary(bytes.into())).await);
-                        }
+                    for m in messages.drain(..) {
+                        r = r.and(sink.send(Message::Binary(m.into())).await);
                     }
                     r
                 }
