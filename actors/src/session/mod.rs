@@ -3,8 +3,10 @@
 //! from the hub through a short bounded queue and are written as the shared wire bytes.
 
 mod run;
+mod ws_out;
 
 pub use run::run;
+pub use ws_out::{DiscardWrites, WsWriter};
 
 use nanokvm_protocol::{ClientMsg, ErrorCode, ServerMsg, StreamSettings, PROTOCOL_VERSION};
 
@@ -13,7 +15,9 @@ use crate::encoder::ViewerEvent;
 
 /// WebSocket close codes (RFC 6455 §7.4.1) this server uses.
 pub mod close {
+    pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL_ERROR: u16 = 1002;
     pub const UNSUPPORTED_DATA: u16 = 1003;
     pub const INVALID_PAYLOAD: u16 = 1007;
     pub const POLICY: u16 = 1008;
@@ -25,7 +29,11 @@ pub mod close {
 pub enum Inbound<'a> {
     Binary(&'a [u8]),
     Text,
+    /// A text message that is not even UTF-8.
+    InvalidUtf8,
     TooLarge,
+    /// The WebSocket framing itself is broken (what tungstenite says is wrong).
+    ProtocolError(&'a str),
 }
 
 /// Requests for the encoder actor (the loop adds the viewer id and its queues).
@@ -65,6 +73,22 @@ impl SessionCore {
                     close::UNSUPPORTED_DATA,
                     "text messages are not part of the protocol; send binary postcard messages"
                         .into(),
+                )
+            }
+            Inbound::InvalidUtf8 => {
+                return fail(
+                    out,
+                    ErrorCode::BadMessage,
+                    close::INVALID_PAYLOAD,
+                    "text message that is not valid UTF-8".into(),
+                )
+            }
+            Inbound::ProtocolError(e) => {
+                return fail(
+                    out,
+                    ErrorCode::BadMessage,
+                    close::PROTOCOL_ERROR,
+                    format!("WebSocket protocol error: {e}"),
                 )
             }
             Inbound::TooLarge => {
@@ -278,6 +302,23 @@ mod tests {
             close_code(&run(&mut s, Inbound::Binary(&hello(1)))),
             Some(close::POLICY)
         );
+    }
+
+    #[test]
+    fn websocket_level_errors_close_with_their_codes() {
+        assert_eq!(
+            close_code(&run(&mut SessionCore::new(), Inbound::InvalidUtf8)),
+            Some(close::INVALID_PAYLOAD)
+        );
+        let out = run(
+            &mut SessionCore::new(),
+            Inbound::ProtocolError("unmasked frame from client"),
+        );
+        assert_eq!(close_code(&out), Some(close::PROTOCOL_ERROR));
+        assert!(matches!(
+            &out[1],
+            SessionAction::Close(_, reason) if reason.contains("unmasked frame from client")
+        ));
     }
 
     #[test]

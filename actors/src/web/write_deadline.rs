@@ -33,6 +33,10 @@ impl<T> WriteDeadline<T> {
         }
     }
 
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+
     /// Runs one write operation under the deadline: a finished one disarms the timer, a pending
     /// one arms it. An expired timer fails the operation without retrying it: a full socket
     /// buffer keeps a little room that the kernel does not announce (it wakes a writer only

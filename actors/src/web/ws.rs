@@ -17,6 +17,7 @@ use smol_hyper::rt::FuturesIo;
 
 use super::write_deadline::WriteDeadline;
 use super::{respond, App, Body, TEXT};
+use crate::session::{DiscardWrites, WsWriter};
 
 fn header_has(req: &Request<Incoming>, name: hyper::header::HeaderName, token: &str) -> bool {
     req.headers()
@@ -107,14 +108,16 @@ pub fn upgrade(mut req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
                 return;
             }
         };
+        // tungstenite reads from one handle of the socket; the session writes its own frames
+        // to the other, which keeps the connection's write deadline.
+        let write_side = parts.io.into_inner();
+        let read_side = DiscardWrites(write_side.get_ref().clone());
         let config = WebSocketConfig::default()
             .read_buffer_size(4096)
-            .write_buffer_size(0)
-            .max_write_buffer_size(4 << 20)
             .max_message_size(Some(MAX_CLIENT_MSG))
             .max_frame_size(Some(MAX_CLIENT_MSG));
         let ws = WebSocketStream::from_partially_read(
-            parts.io.into_inner(),
+            read_side,
             parts.read_buf.to_vec(),
             Role::Server,
             Some(config),
@@ -123,6 +126,7 @@ pub fn upgrade(mut req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
         log::info!("session {id} started");
         crate::session::run(
             ws,
+            WsWriter::new(write_side),
             id,
             session_app.encoder.clone(),
             session_app.clock,
