@@ -145,3 +145,35 @@ fn unsupported_version_closes_1008() {
         Some(ErrorCode::UnsupportedVersion),
     );
 }
+
+#[test]
+fn text_message_with_invalid_utf8_closes_1007() {
+    use async_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use async_tungstenite::tungstenite::protocol::frame::Frame;
+    let frame = Frame::message(vec![0x48, 0xff, 0xfe, 0x49], OpCode::Data(Data::Text), true);
+    check_bad_input(
+        true,
+        Message::Frame(frame),
+        1007,
+        Some(ErrorCode::BadMessage),
+    );
+}
+
+#[test]
+fn websocket_protocol_error_closes_1002() {
+    use async_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use async_tungstenite::tungstenite::protocol::frame::Frame;
+    // A reserved bit without an extension that defines it.
+    let mut frame = Frame::message(
+        ClientMsg::Ping { client_time_us: 1 }.encode(),
+        OpCode::Data(Data::Binary),
+        true,
+    );
+    frame.header_mut().rsv1 = true;
+    check_bad_input(
+        true,
+        Message::Frame(frame),
+        1002,
+        Some(ErrorCode::BadMessage),
+    );
+}

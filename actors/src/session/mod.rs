@@ -3,19 +3,21 @@
 //! from the hub through a short bounded queue and are written as the shared wire bytes.
 
 mod run;
+mod ws_out;
 
 pub use run::run;
+pub use ws_out::{DiscardWrites, WsWriter};
 
-use nanokvm_protocol::{
-    ClientMsg, ErrorCode, ServerMsg, StreamSettings, VideoStatus, PROTOCOL_VERSION,
-};
+use nanokvm_protocol::{ClientMsg, ErrorCode, ServerMsg, StreamSettings, PROTOCOL_VERSION};
 
 use crate::clock::Micros;
 use crate::encoder::ViewerEvent;
 
 /// WebSocket close codes (RFC 6455 §7.4.1) this server uses.
 pub mod close {
+    pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL_ERROR: u16 = 1002;
     pub const UNSUPPORTED_DATA: u16 = 1003;
     pub const INVALID_PAYLOAD: u16 = 1007;
     pub const POLICY: u16 = 1008;
@@ -27,7 +29,11 @@ pub mod close {
 pub enum Inbound<'a> {
     Binary(&'a [u8]),
     Text,
+    /// A text message that is not even UTF-8.
+    InvalidUtf8,
     TooLarge,
+    /// The WebSocket framing itself is broken (what tungstenite says is wrong).
+    ProtocolError(&'a str),
 }
 
 /// Requests for the encoder actor (the loop adds the viewer id and its queues).
@@ -67,6 +73,22 @@ impl SessionCore {
                     close::UNSUPPORTED_DATA,
                     "text messages are not part of the protocol; send binary postcard messages"
                         .into(),
+                )
+            }
+            Inbound::InvalidUtf8 => {
+                return fail(
+                    out,
+                    ErrorCode::BadMessage,
+                    close::INVALID_PAYLOAD,
+                    "text message that is not valid UTF-8".into(),
+                )
+            }
+            Inbound::ProtocolError(e) => {
+                return fail(
+                    out,
+                    ErrorCode::BadMessage,
+                    close::PROTOCOL_ERROR,
+                    format!("WebSocket protocol error: {e}"),
                 )
             }
             Inbound::TooLarge => {
@@ -130,36 +152,32 @@ impl SessionCore {
             }
         }
     }
+}
 
-    /// Encodes what the encoder actor announced for this client.
-    pub fn event(&self, event: &ViewerEvent, out: &mut Vec<SessionAction>) {
-        let hello = |settings: StreamSettings| ServerMsg::Hello {
-            version: PROTOCOL_VERSION,
-            settings,
-        };
-        let status = |s: VideoStatus| ServerMsg::VideoStatus(s);
-        match event {
-            ViewerEvent::Welcome {
-                settings,
-                status: st,
-            } => {
-                out.push(SessionAction::Reply(hello(*settings).encode()));
-                if let Some(st) = st {
-                    out.push(SessionAction::Reply(status(*st).encode()));
-                }
-            }
-            ViewerEvent::Settings(s) => {
-                out.push(SessionAction::Reply(ServerMsg::Settings(*s).encode()))
-            }
-            ViewerEvent::VideoStatus(s) => out.push(SessionAction::Reply(status(*s).encode())),
-            ViewerEvent::SettingsRejected(m) => out.push(SessionAction::Reply(
-                ServerMsg::Error {
-                    code: ErrorCode::InvalidSettings,
-                    message: m,
+/// Encodes what the encoder actor announced for this client into server messages.
+pub fn event(event: &ViewerEvent, out: &mut Vec<Vec<u8>>) {
+    match event {
+        ViewerEvent::Welcome { settings, status } => {
+            out.push(
+                ServerMsg::Hello {
+                    version: PROTOCOL_VERSION,
+                    settings: *settings,
                 }
                 .encode(),
-            )),
+            );
+            if let Some(status) = status {
+                out.push(ServerMsg::VideoStatus(*status).encode());
+            }
         }
+        ViewerEvent::Settings(s) => out.push(ServerMsg::Settings(*s).encode()),
+        ViewerEvent::VideoStatus(s) => out.push(ServerMsg::VideoStatus(*s).encode()),
+        ViewerEvent::SettingsRejected(m) => out.push(
+            ServerMsg::Error {
+                code: ErrorCode::InvalidSettings,
+                message: m,
+            }
+            .encode(),
+        ),
     }
 }
 
@@ -183,7 +201,7 @@ fn fail(out: &mut Vec<SessionAction>, code: ErrorCode, close_code: u16, reason: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nanokvm_protocol::KeyframeReason;
+    use nanokvm_protocol::{KeyframeReason, VideoStatus};
 
     fn run(core: &mut SessionCore, msg: Inbound<'_>) -> Vec<SessionAction> {
         let mut out = Vec::new();
@@ -287,18 +305,62 @@ mod tests {
     }
 
     #[test]
+    fn websocket_level_errors_close_with_their_codes() {
+        assert_eq!(
+            close_code(&run(&mut SessionCore::new(), Inbound::InvalidUtf8)),
+            Some(close::INVALID_PAYLOAD)
+        );
+        let out = run(
+            &mut SessionCore::new(),
+            Inbound::ProtocolError("unmasked frame from client"),
+        );
+        assert_eq!(close_code(&out), Some(close::PROTOCOL_ERROR));
+        assert!(matches!(
+            &out[1],
+            SessionAction::Close(_, reason) if reason.contains("unmasked frame from client")
+        ));
+    }
+
+    #[test]
+    fn welcome_is_hello_then_the_status_when_there_is_one() {
+        let status = VideoStatus {
+            signal: true,
+            source_width: 1024,
+            source_height: 768,
+            width: 1024,
+            height: 768,
+            fps: 30,
+        };
+        for (status, want) in [(None, 1), (Some(status), 2)] {
+            let mut out = Vec::new();
+            let settings = StreamSettings::default();
+            event(&ViewerEvent::Welcome { settings, status }, &mut out);
+            assert_eq!(out.len(), want);
+            assert_eq!(
+                ServerMsg::decode(&out[0]),
+                Ok(ServerMsg::Hello {
+                    version: PROTOCOL_VERSION,
+                    settings
+                })
+            );
+            if let Some(status) = status {
+                assert_eq!(
+                    ServerMsg::decode(&out[1]),
+                    Ok(ServerMsg::VideoStatus(status))
+                );
+            }
+        }
+    }
+
+    #[test]
     fn rejected_settings_become_an_error_message() {
-        let s = SessionCore::new();
         let mut out = Vec::new();
-        s.event(
+        event(
             &ViewerEvent::SettingsRejected("fps = 99 is out of range".into()),
             &mut out,
         );
-        let SessionAction::Reply(bytes) = &out[0] else {
-            panic!()
-        };
         assert!(matches!(
-            ServerMsg::decode(bytes),
+            ServerMsg::decode(&out[0]),
             Ok(ServerMsg::Error {
                 code: ErrorCode::InvalidSettings,
                 ..

@@ -1,17 +1,23 @@
-//! The session's I/O loop: a reader and a writer running side by side on one task.
+//! The session's I/O. A reader and a writer run side by side on one task until one of them
+//! decides how the session ends; then the close handshake finishes it.
+//!
+//! The reader decodes client messages (tungstenite, over the socket's read side) and never
+//! waits on the writer except to hand it a close. The writer owns the socket's write side and
+//! sends, in this order of priority: shutdown and the reader's replies and closes, encoder
+//! events, frames, pings.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
-use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::protocol::CloseFrame;
+use async_tungstenite::tungstenite::error::ProtocolError;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::WebSocketStream;
-use futures_lite::{future, AsyncRead, AsyncWrite, StreamExt};
+use bytes::Bytes;
+use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, StreamExt};
 use nanokvm_protocol::Codec;
 
-use super::{close, Inbound, Request, SessionAction, SessionCore};
+use super::{close, Inbound, Request, SessionAction, SessionCore, WsWriter};
 use crate::clock::Clock;
 use crate::encoder::{EncoderMsg, ViewerEvent};
 use crate::hub::ViewerId;
@@ -27,200 +33,309 @@ const FRAME_QUEUE: usize = 4;
 const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// A client silent this long (no message, no pong) is gone: its socket is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+/// After our close frame, how long the client gets to answer with its own before the socket
+/// is dropped.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
-enum Outgoing {
-    Bytes(Vec<u8>),
+/// How a session ends.
+#[derive(Debug)]
+enum Ending {
+    /// The connection is gone (end of stream, reset, failed write): nothing more to send.
+    Gone,
+    /// Send this close frame, then wait (briefly) for the client's.
     Close(u16, String),
+    /// The client sent a close frame with this code: answer with the same, and that is all.
+    Echo(u16),
 }
 
-pub async fn run<S>(
-    ws: WebSocketStream<S>,
+/// From the reader to the writer.
+enum Control {
+    /// A reply that may be lost when the writer is backed up (the client asks again).
+    Reply(Bytes),
+    Pong(Bytes),
+    /// Everything queued before it is sent first.
+    End(Ending),
+}
+
+/// The queues the session hands to the encoder actor when the client says Hello.
+struct Queues {
+    frames: Sender<EncodedFrame>,
+    events: Sender<ViewerEvent>,
+}
+
+pub async fn run<R, W>(
+    mut ws: WebSocketStream<R>,
+    mut out: WsWriter<W>,
     id: ViewerId,
     encoder: Sender<EncoderMsg>,
     clock: Clock,
     shutdown: Receiver<()>,
     metrics: Arc<Metrics>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin,
 {
-    let (frames_tx, frames_rx) = async_channel::bounded::<EncodedFrame>(FRAME_QUEUE);
-    let (events_tx, events_rx) = async_channel::bounded::<ViewerEvent>(16);
-    let (out_tx, out_rx) = async_channel::bounded::<Outgoing>(16);
-    let (mut sink, mut stream) = ws.split();
+    let (frames_tx, frames_rx) = async_channel::bounded(FRAME_QUEUE);
+    let (events_tx, events_rx) = async_channel::bounded(16);
+    let (control_tx, control_rx) = async_channel::bounded(16);
     metrics.viewer_joined(ViewerKind::WebSocket);
-    let _leave = LeaveOnDrop {
+    let mut leave = Leave {
         id,
         encoder: encoder.clone(),
-        metrics: metrics.clone(),
+        metrics,
+        left_hub: false,
     };
 
-    let reader = async {
-        let mut core = SessionCore::new();
-        let mut actions = Vec::new();
-        let mut frames_tx = Some(frames_tx);
-        let mut events_tx = Some(events_tx);
-        loop {
-            let received = future::or(async { Some(stream.next().await) }, async {
-                smol::Timer::after(IDLE_TIMEOUT).await;
-                None
-            })
-            .await;
-            let Some(received) = received else {
-                log::info!("session {id}: nothing received for {IDLE_TIMEOUT:?}, closing");
-                let reason = format!("nothing received for {} s", IDLE_TIMEOUT.as_secs());
-                let _ = out_tx.send(Outgoing::Close(close::POLICY, reason)).await;
-                return future::pending().await;
-            };
-            let inbound = match received {
-                Some(Ok(Message::Binary(b))) => Ok(b),
-                Some(Ok(Message::Text(_))) => Err(Inbound::Text),
-                Some(Ok(Message::Close(_))) | None => return,
-                Some(Ok(_)) => continue, // pings are answered by tungstenite; pongs just prove life
-                Some(Err(WsError::Capacity(_))) => Err(Inbound::TooLarge),
-                Some(Err(e)) => {
-                    log::debug!("session {id}: {e}");
-                    return;
-                }
-            };
-            match &inbound {
-                Ok(bytes) => core.inbound(clock.now_us(), Inbound::Binary(bytes), &mut actions),
-                Err(Inbound::Text) => core.inbound(clock.now_us(), Inbound::Text, &mut actions),
-                Err(_) => core.inbound(clock.now_us(), Inbound::TooLarge, &mut actions),
-            }
-            for action in actions.drain(..) {
-                let msg = match action {
-                    SessionAction::Reply(bytes) => {
-                        let _ = out_tx.send(Outgoing::Bytes(bytes)).await;
-                        continue;
-                    }
-                    SessionAction::Close(code, reason) => {
-                        log::info!("session {id} closed: {reason}");
-                        let _ = out_tx.send(Outgoing::Close(code, reason)).await;
-                        // The writer sends the close frame and ends the session.
-                        return future::pending().await;
-                    }
-                    SessionAction::Request(Request::Join { visible }) => {
-                        let (Some(frames), Some(events)) = (frames_tx.take(), events_tx.take())
-                        else {
-                            continue;
-                        };
-                        EncoderMsg::Join {
-                            id,
-                            codec: Codec::H264,
-                            frames,
-                            events: Some(events),
-                            visible,
-                        }
-                    }
-                    SessionAction::Request(Request::Visibility(visible)) => {
-                        EncoderMsg::Visibility { id, visible }
-                    }
-                    SessionAction::Request(Request::Keyframe(reason)) => {
-                        EncoderMsg::KeyframeRequest { id, reason }
-                    }
-                    SessionAction::Request(Request::Settings(settings)) => {
-                        EncoderMsg::ChangeSettings { id, settings }
-                    }
-                };
-                if encoder.send(msg).await.is_err() {
-                    return;
-                }
-            }
-        }
+    let queues = Queues {
+        frames: frames_tx,
+        events: events_tx,
     };
-
-    let writer = async {
-        let core = SessionCore::new();
-        let mut ping_timer = smol::Timer::interval(PING_INTERVAL);
-        let mut actions = Vec::new();
-        loop {
-            enum Next {
-                Frame(EncodedFrame),
-                Event(ViewerEvent),
-                Out(Outgoing),
-                Ping,
-                Shutdown,
-            }
-            // Control first (shutdown, closes, replies), then events, then frames.
-            let control = future::or(
-                async {
-                    let _ = shutdown.recv().await;
-                    Next::Shutdown
-                },
-                async { out_rx.recv().await.map_or(Next::Shutdown, Next::Out) },
-            );
-            let events = async {
-                match events_rx.recv().await {
-                    Ok(e) => Next::Event(e),
-                    Err(_) => future::pending().await,
-                }
-            };
-            let frames = async {
-                match frames_rx.recv().await {
-                    Ok(f) => Next::Frame(f),
-                    Err(_) => future::pending().await,
-                }
-            };
-            let ping = async {
-                ping_timer.next().await;
-                Next::Ping
-            };
-            let next = future::or(control, future::or(events, future::or(frames, ping))).await;
-            let sent = match next {
-                Next::Frame(frame) => sink.send(Message::Binary(frame.wire().clone())).await,
-                Next::Ping => sink.send(Message::Ping(bytes::Bytes::new())).await,
-                Next::Event(event) => {
-                    core.event(&event, &mut actions);
-                    let mut r = Ok(());
-                    for a in actions.drain(..) {
-                        if let SessionAction::Reply(bytes) = a {
-                            r = r.and(sink.send(Message::Binary(bytes.into())).await);
-                        }
-                    }
-                    r
-                }
-                Next::Out(Outgoing::Bytes(bytes)) => sink.send(Message::Binary(bytes.into())).await,
-                Next::Out(Outgoing::Close(code, reason)) => {
-                    let _ = sink.close(Some(close_frame(code, reason))).await;
-                    return;
-                }
-                Next::Shutdown => {
-                    let _ = sink
-                        .close(Some(close_frame(
-                            close::GOING_AWAY,
-                            "server shutting down".into(),
-                        )))
-                        .await;
-                    return;
-                }
-            };
-            if let Err(e) = sent {
-                log::debug!("session {id}: write failed: {e}");
-                return;
-            }
-        }
-    };
-
-    future::or(reader, writer).await;
+    let ending = future::or(
+        read(&mut ws, id, &encoder, clock, &control_tx, queues),
+        write(&mut out, id, frames_rx, events_rx, control_rx, &shutdown),
+    )
+    .await;
+    // No more frames for a session that is closing.
+    leave.hub();
+    finish(&mut ws, &mut out, id, ending).await;
 }
 
-fn close_frame(code: u16, reason: String) -> CloseFrame {
-    CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
+/// Reads client messages until the session ends. Returns only when the connection is gone;
+/// a close goes to the writer, which ends the session after sending what was queued before.
+async fn read<R>(
+    ws: &mut WebSocketStream<R>,
+    id: ViewerId,
+    encoder: &Sender<EncoderMsg>,
+    clock: Clock,
+    control: &Sender<Control>,
+    queues: Queues,
+) -> Ending
+where
+    R: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut core = SessionCore::new();
+    let mut actions = Vec::new();
+    let mut queues = Some(queues);
+    let ending = 'session: loop {
+        let Some(received) = timeout(IDLE_TIMEOUT, ws.next()).await else {
+            log::info!("session {id}: nothing received for {IDLE_TIMEOUT:?}, closing");
+            let reason = format!("nothing received for {} s", IDLE_TIMEOUT.as_secs());
+            break Ending::Close(close::POLICY, reason);
+        };
+        let now = clock.now_us();
+        match received {
+            Some(Ok(Message::Binary(b))) => core.inbound(now, Inbound::Binary(&b), &mut actions),
+            Some(Ok(Message::Text(_))) => core.inbound(now, Inbound::Text, &mut actions),
+            Some(Ok(Message::Ping(payload))) => {
+                // A lost pong costs nothing: the client pings again.
+                let _ = control.try_send(Control::Pong(payload));
+            }
+            // A pong only proves the client is alive, which receiving it already did.
+            Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
+            Some(Ok(Message::Close(frame))) => {
+                // tungstenite turns a code not allowed on the wire into 1002.
+                break Ending::Echo(frame.map_or(close::NORMAL, |f| f.code.into()));
+            }
+            Some(Err(WsError::Capacity(_))) => core.inbound(now, Inbound::TooLarge, &mut actions),
+            Some(Err(WsError::Utf8(_))) => core.inbound(now, Inbound::InvalidUtf8, &mut actions),
+            None | Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+                return Ending::Gone
+            }
+            Some(Err(WsError::Protocol(e))) => {
+                core.inbound(now, Inbound::ProtocolError(&e.to_string()), &mut actions)
+            }
+            Some(Err(e)) => {
+                log::debug!("session {id}: {e}");
+                return Ending::Gone;
+            }
+        }
+        for action in actions.drain(..) {
+            let msg = match action {
+                SessionAction::Reply(bytes) => {
+                    // Replies (pongs, errors) must not stall input behind a slow downlink.
+                    let _ = control.try_send(Control::Reply(bytes.into()));
+                    continue;
+                }
+                SessionAction::Close(code, reason) => {
+                    log::info!("session {id} closed: {reason}");
+                    break 'session Ending::Close(code, reason);
+                }
+                SessionAction::Request(request) => match encoder_msg(id, request, &mut queues) {
+                    Some(msg) => msg,
+                    None => continue,
+                },
+            };
+            if encoder.send(msg).await.is_err() {
+                return Ending::Gone;
+            }
+        }
+    };
+    // Closes are not lost: this waits for room in the writer's queue.
+    let _ = control.send(Control::End(ending)).await;
+    future::pending().await
+}
+
+fn encoder_msg(id: ViewerId, request: Request, queues: &mut Option<Queues>) -> Option<EncoderMsg> {
+    Some(match request {
+        Request::Join { visible } => {
+            let Queues { frames, events } = queues.take()?;
+            EncoderMsg::Join {
+                id,
+                codec: Codec::H264,
+                frames,
+                events: Some(events),
+                visible,
+            }
+        }
+        Request::Visibility(visible) => EncoderMsg::Visibility { id, visible },
+        Request::Keyframe(reason) => EncoderMsg::KeyframeRequest { id, reason },
+        Request::Settings(settings) => EncoderMsg::ChangeSettings { id, settings },
+    })
+}
+
+/// Writes to the client until the session ends: at shutdown, on a failed write (the peer is
+/// gone or took nothing for the write deadline) or when the reader hands over a close.
+async fn write<W>(
+    out: &mut WsWriter<W>,
+    id: ViewerId,
+    frames: Receiver<EncodedFrame>,
+    events: Receiver<ViewerEvent>,
+    control: Receiver<Control>,
+    shutdown: &Receiver<()>,
+) -> Ending
+where
+    W: AsyncWrite + Unpin,
+{
+    enum Next {
+        Frame(EncodedFrame),
+        Event(ViewerEvent),
+        Control(Control),
+        Ping,
+        Shutdown,
+    }
+    let mut ping_timer = smol::Timer::interval(PING_INTERVAL);
+    let mut messages = Vec::new();
+    loop {
+        // Control first (shutdown, replies, closes), then events, then frames.
+        let control = future::or(
+            async {
+                let _ = shutdown.recv().await;
+                Next::Shutdown
+            },
+            async { Next::Control(recv_or_pending(&control).await) },
+        );
+        let events = async { Next::Event(recv_or_pending(&events).await) };
+        let frames = async { Next::Frame(recv_or_pending(&frames).await) };
+        let ping = async {
+            ping_timer.next().await;
+            Next::Ping
+        };
+        let next = future::or(control, future::or(events, future::or(frames, ping))).await;
+        let sent = match next {
+            Next::Frame(frame) => out.binary(frame.wire()).await,
+            Next::Ping => out.ping().await,
+            Next::Event(event) => {
+                super::event(&event, &mut messages);
+                send_all(out, &mut messages).await
+            }
+            Next::Control(Control::Reply(bytes)) => out.binary(&bytes).await,
+            Next::Control(Control::Pong(payload)) => out.pong(&payload).await,
+            Next::Control(Control::End(ending)) => return ending,
+            Next::Shutdown => {
+                return Ending::Close(close::GOING_AWAY, "server shutting down".into())
+            }
+        };
+        if let Err(e) = sent {
+            log::debug!("session {id}: write failed: {e}");
+            return Ending::Gone;
+        }
     }
 }
 
-struct LeaveOnDrop {
+async fn recv_or_pending<T>(rx: &Receiver<T>) -> T {
+    match rx.recv().await {
+        Ok(v) => v,
+        Err(_) => future::pending().await,
+    }
+}
+
+async fn send_all<W: AsyncWrite + Unpin>(
+    out: &mut WsWriter<W>,
+    messages: &mut Vec<Vec<u8>>,
+) -> std::io::Result<()> {
+    for m in messages.drain(..) {
+        out.binary(&Bytes::from(m)).await?;
+    }
+    Ok(())
+}
+
+/// The close handshake (RFC 6455 §7): answer the client's close, or send ours and wait for its
+/// answer. Dropping a socket with unread input makes the kernel reset the connection, and the
+/// client may then lose the close frame, so what the client still sends is read first.
+async fn finish<R, W>(ws: &mut WebSocketStream<R>, out: &mut WsWriter<W>, id: ViewerId, e: Ending)
+where
+    R: AsyncRead + AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match e {
+        Ending::Gone => {}
+        Ending::Echo(code) => {
+            if let Err(e) = out.close(code, "").await {
+                log::debug!("session {id}: answering the close failed: {e}");
+            }
+        }
+        Ending::Close(code, reason) => match out.close(code, &reason).await {
+            Ok(()) => {
+                let _ = timeout(CLOSE_DRAIN, drain(ws)).await;
+            }
+            Err(e) => log::debug!("session {id}: sending the close failed: {e}"),
+        },
+    }
+}
+
+/// Reads until the client's close frame or the end of the stream. After an error tungstenite
+/// reads no more (the framing may be lost, e.g. in the rest of an oversized message): the
+/// remaining bytes are read raw and discarded.
+async fn drain<R: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<R>) {
+    while let Some(Ok(m)) = ws.next().await {
+        if let Message::Close(_) = m {
+            return;
+        }
+    }
+    let mut buf = [0u8; 4096];
+    while let Ok(1..) = ws.get_mut().read(&mut buf).await {}
+}
+
+/// Runs `fut` for at most `d`.
+async fn timeout<T>(d: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    future::or(async { Some(fut.await) }, async {
+        smol::Timer::after(d).await;
+        None
+    })
+    .await
+}
+
+/// Leaves the hub (at the latest when dropped) and counts the viewer gone when dropped.
+struct Leave {
     id: ViewerId,
     encoder: Sender<EncoderMsg>,
     metrics: Arc<Metrics>,
+    left_hub: bool,
 }
 
-impl Drop for LeaveOnDrop {
+impl Leave {
+    fn hub(&mut self) {
+        if !self.left_hub {
+            self.left_hub = true;
+            // If the mailbox is full the hub still notices the closed queue on the next frame.
+            let _ = self.encoder.try_send(EncoderMsg::Leave { id: self.id });
+        }
+    }
+}
+
+impl Drop for Leave {
     fn drop(&mut self) {
+        self.hub();
         self.metrics.viewer_left(ViewerKind::WebSocket);
-        // If the mailbox is full the hub still notices the closed queue on the next frame.
-        let _ = self.encoder.try_send(EncoderMsg::Leave { id: self.id });
     }
 }

@@ -3,6 +3,7 @@
 
 mod assets;
 mod streams;
+mod write_deadline;
 mod ws;
 
 use std::cell::Cell;
@@ -27,6 +28,10 @@ use crate::encoder::EncoderMsg;
 use crate::hub::ViewerId;
 use crate::media::MediaCmd;
 use crate::metrics::Metrics;
+use write_deadline::WriteDeadline;
+
+/// A peer that accepts no bytes for this long is disconnected (HTTP and WebSocket alike).
+const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Response bodies are not `Send`: they live and die on the one executor thread.
 pub type Body = std::pin::Pin<Box<dyn hyper::body::Body<Data = Bytes, Error = Infallible>>>;
@@ -115,7 +120,12 @@ pub async fn serve(listener: TcpListener, app: Rc<App>) {
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(SmolTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(FuturesIo::new(tcp), service)
+                // Stream bodies are shared frame bytes: write them vectored, not copied.
+                .writev(true)
+                .serve_connection(
+                    FuturesIo::new(WriteDeadline::new(tcp, WRITE_DEADLINE)),
+                    service,
+                )
                 .with_upgrades();
             if let Err(e) = conn.await {
                 log::debug!("connection from {peer}: {e}");

@@ -7,15 +7,17 @@ use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use async_tungstenite::WebSocketStream;
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
-    UPGRADE,
+    HeaderValue, CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use hyper::{Request, Response, StatusCode};
 use nanokvm_protocol::MAX_CLIENT_MSG;
 use smol::net::TcpStream;
 use smol_hyper::rt::FuturesIo;
 
+use super::write_deadline::WriteDeadline;
 use super::{respond, App, Body, TEXT};
+use crate::session::{DiscardWrites, WsWriter};
 
 fn header_has(req: &Request<Incoming>, name: hyper::header::HeaderName, token: &str) -> bool {
     req.headers()
@@ -26,7 +28,45 @@ fn header_has(req: &Request<Incoming>, name: hyper::header::HeaderName, token: &
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// True when `origin` (`http://HOST[:PORT]` or `https://...`) names the host the request was
+/// sent to, ignoring case.
+fn same_origin(origin: &str, host: &str) -> bool {
+    let (origin, host) = (origin.trim(), host.trim());
+    if host.is_empty() {
+        return false;
+    }
+    let scheme_end = ["http://", "https://"].into_iter().find_map(|scheme| {
+        let prefix = origin.get(..scheme.len())?;
+        prefix.eq_ignore_ascii_case(scheme).then_some(scheme.len())
+    });
+    scheme_end.is_some_and(|n| origin[n..].eq_ignore_ascii_case(host))
+}
+
+/// Cross-site WebSocket hijacking: a browser sends the page's `Origin` with every WebSocket
+/// handshake, and a page from another site must not drive this console with the user's
+/// network position. Tools that send no `Origin` are let in.
+fn origin_allowed(req: &Request<Incoming>) -> bool {
+    let Some(origin) = req.headers().get(ORIGIN) else {
+        return true;
+    };
+    // A header that is not even UTF-8 matches nothing.
+    let origin = origin.to_str().unwrap_or("");
+    let host = req.headers().get(HOST).and_then(|h| h.to_str().ok());
+    if same_origin(origin, host.unwrap_or("")) {
+        return true;
+    }
+    log::info!("refused a cross-origin WebSocket: Origin {origin:?}, Host {host:?}");
+    false
+}
+
 pub fn upgrade(mut req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
+    if !origin_allowed(&req) {
+        return respond(
+            StatusCode::FORBIDDEN,
+            TEXT,
+            "cross-origin WebSocket refused: the Origin header does not match the Host header\n",
+        );
+    }
     if !header_has(&req, UPGRADE, "websocket") || !header_has(&req, CONNECTION, "upgrade") {
         return respond(
             StatusCode::UPGRADE_REQUIRED,
@@ -61,21 +101,23 @@ pub fn upgrade(mut req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
                 return;
             }
         };
-        let parts = match upgraded.downcast::<FuturesIo<TcpStream>>() {
+        let parts = match upgraded.downcast::<FuturesIo<WriteDeadline<TcpStream>>>() {
             Ok(p) => p,
             Err(_) => {
                 log::error!("session {id}: upgraded connection is not a TCP stream");
                 return;
             }
         };
+        // tungstenite reads from one handle of the socket; the session writes its own frames
+        // to the other, which keeps the connection's write deadline.
+        let write_side = parts.io.into_inner();
+        let read_side = DiscardWrites(write_side.get_ref().clone());
         let config = WebSocketConfig::default()
             .read_buffer_size(4096)
-            .write_buffer_size(0)
-            .max_write_buffer_size(4 << 20)
             .max_message_size(Some(MAX_CLIENT_MSG))
             .max_frame_size(Some(MAX_CLIENT_MSG));
         let ws = WebSocketStream::from_partially_read(
-            parts.io.into_inner(),
+            read_side,
             parts.read_buf.to_vec(),
             Role::Server,
             Some(config),
@@ -84,6 +126,7 @@ pub fn upgrade(mut req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
         log::info!("session {id} started");
         crate::session::run(
             ws,
+            WsWriter::new(write_side),
             id,
             session_app.encoder.clone(),
             session_app.clock,
@@ -102,4 +145,36 @@ pub fn upgrade(mut req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
         h.insert(SEC_WEBSOCKET_ACCEPT, v);
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn origin_must_name_the_host() {
+        for (origin, host) in [
+            ("http://kvm.local", "kvm.local"),
+            ("https://kvm.local", "kvm.local"),
+            ("http://192.168.1.20:8080", "192.168.1.20:8080"),
+            ("HTTP://KVM.Local", "kvm.LOCAL"),
+            ("http://[::1]:8080", "[::1]:8080"),
+        ] {
+            assert!(same_origin(origin, host), "{origin} vs {host}");
+        }
+        for (origin, host) in [
+            ("http://evil.example", "kvm.local"),
+            ("http://kvm.local.evil.example", "kvm.local"),
+            ("http://kvm.local:8080", "kvm.local"),
+            ("http://kvm.local", "kvm.local:8080"),
+            ("null", "kvm.local"),
+            ("kvm.local", "kvm.local"),
+            ("ftp://kvm.local", "kvm.local"),
+            ("http://kvm.local/", "kvm.local"),
+            ("http://", ""),
+            ("", ""),
+        ] {
+            assert!(!same_origin(origin, host), "{origin} vs {host}");
+        }
+    }
 }
