@@ -146,3 +146,35 @@ fn a_raw_h264_client_that_stops_reading_is_disconnected() {
     eprintln!("{total} bytes were in flight");
     d.assert_running();
 }
+
+/// Reads until the server answers or closes; true when it sent an HTTP response.
+fn answered(mut s: std::net::TcpStream) -> bool {
+    use std::io::Write;
+    s.set_read_timeout(Some(SECS(5))).expect("read timeout");
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut buf = [0u8; 12];
+    matches!(s.read(&mut buf), Ok(n) if n > 0 && buf.starts_with(b"HTTP/1.1"))
+}
+
+#[test]
+fn connections_beyond_the_limit_are_refused_and_the_daemon_recovers() {
+    const LIMIT: usize = 64;
+    let mut d = Daemon::start(&[]);
+    let idle: Vec<std::net::TcpStream> = (0..LIMIT)
+        .map(|_| std::net::TcpStream::connect(d.addr()).expect("connect"))
+        .collect();
+    // Let the daemon accept all of them before the one over the limit.
+    std::thread::sleep(Duration::from_millis(300));
+    let over = std::net::TcpStream::connect(d.addr()).expect("connect");
+    assert!(!answered(over), "connection {} was served", LIMIT + 1);
+    drop(idle);
+    let t0 = Instant::now();
+    while !answered(std::net::TcpStream::connect(d.addr()).expect("connect")) {
+        assert!(
+            t0.elapsed() < SECS(5),
+            "no connection served after the idle ones closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.assert_running();
+}

@@ -53,6 +53,7 @@ pub struct App {
     pub sim: bool,
     pub jpeg_available: bool,
     next_id: Cell<ViewerId>,
+    connections: Cell<usize>,
 }
 
 impl App {
@@ -77,6 +78,7 @@ impl App {
             sim,
             jpeg_available,
             next_id: Cell::new(1),
+            connections: Cell::new(0),
         }
     }
 
@@ -86,10 +88,35 @@ impl App {
         id
     }
 
+    /// A place among the connections served at once, or `None` when all are taken.
+    pub fn connection_slot(self: &Rc<Self>) -> Option<ConnectionSlot> {
+        let open = self.connections.get();
+        if open >= MAX_CONNECTIONS {
+            return None;
+        }
+        self.connections.set(open + 1);
+        Some(ConnectionSlot(self.clone()))
+    }
+
     fn spawn(&self, fut: impl std::future::Future<Output = ()> + 'static) {
         if let Some(ex) = self.executor.upgrade() {
             ex.spawn(fut).detach();
         }
+    }
+}
+
+/// Connections (HTTP and WebSocket sessions) served at once. More are refused at once, so a
+/// flood of idle sockets cannot take the memory the video needs.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// Held for as long as a connection or session is served.
+pub struct ConnectionSlot(Rc<App>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0
+            .connections
+            .set(self.0.connections.get().saturating_sub(1));
     }
 }
 
@@ -110,9 +137,14 @@ pub async fn serve(listener: TcpListener, app: Rc<App>) {
                 continue;
             }
         };
+        let Some(slot) = app.connection_slot() else {
+            log::warn!("refusing {peer}: {MAX_CONNECTIONS} connections already open");
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let conn_app = app.clone();
         app.spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |req| {
                 let app = conn_app.clone();
                 async move { Ok::<_, Infallible>(with_security_headers(route(req, app).await)) }

@@ -99,6 +99,8 @@ pub fn h264(app: &Rc<App>) -> hyper::Response<Body> {
 }
 
 const BOUNDARY: &str = "frame";
+const FIRST_BOUNDARY: &[u8] = b"--frame\r\n";
+const PART_END: &[u8] = b"\r\n--frame\r\n";
 
 pub fn mjpeg(app: &Rc<App>) -> hyper::Response<Body> {
     if !app.jpeg_available {
@@ -111,20 +113,27 @@ pub fn mjpeg(app: &Rc<App>) -> hyper::Response<Body> {
     let Some((sub, frames)) = subscribe(app, Codec::Jpeg, ViewerKind::MjpegHttp) else {
         return respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, "encoder busy\n");
     };
+    let first_boundary = stream::once(Bytes::from_static(FIRST_BOUNDARY));
     let body = until_shutdown(
         app,
-        frames
-            .map(move |f| {
-                let _keep = &sub;
-                let jpeg = f.payload();
-                let head = format!(
-                    "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-                    jpeg.len()
-                );
-                // Three chunks: the part header, the shared JPEG bytes, the line end.
-                stream::iter([Bytes::from(head), jpeg, Bytes::from_static(b"\r\n")])
-            })
-            .flatten()
+        first_boundary
+            .chain(
+                frames
+                    .map(move |f| {
+                        let _keep = &sub;
+                        let jpeg = f.payload();
+                        let head = format!(
+                            "Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                            jpeg.len()
+                        );
+                        // The shared JPEG bytes between the part header and the next boundary. The
+                        // boundary goes out right after the image: a browser shows a part only once
+                        // it sees the boundary that ends it, and on a still screen the next part may
+                        // be minutes away.
+                        stream::iter([Bytes::from(head), jpeg, Bytes::from_static(PART_END)])
+                    })
+                    .flatten(),
+            )
             .map(|b| Ok(Frame::data(b))),
     );
     let mut res = hyper::Response::new(boxed(StreamBody::new(body)));

@@ -91,9 +91,17 @@ pub fn upgrade(mut req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
     };
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let Some(slot) = app.connection_slot() else {
+        return respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            "too many connections\n",
+        );
+    };
     let id = app.viewer_id();
     let session_app = app.clone();
     app.spawn(async move {
+        let _slot = slot;
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
