@@ -13,7 +13,9 @@ use toml::Spanned;
 pub enum BackendChoice {
     /// The NanoKVM hardware where it is found, else the simulated target.
     Auto,
+    /// The simulated target computer (a text console with a clock)
     Sim,
+    /// The NanoKVM hardware: vendor video library, USB HID gadget, ATX GPIO
     Device,
 }
 
