@@ -1,7 +1,11 @@
 //! An encoded frame as every consumer sees it: its wire bytes are built once, on the media
-//! thread, and shared by reference count with every viewer — never copied per viewer.
+//! thread, and shared by reference count with every viewer — never copied per viewer. The
+//! buffers come from a [`FramePool`] and go back to it when the last viewer is done with them,
+//! so a steady stream allocates nothing per frame.
 
-use bytes::Bytes;
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
 use nanokvm_protocol::{VideoHeader, VideoPrefix, VIDEO_PREFIX_MAX};
 
 #[derive(Clone, Debug)]
@@ -13,26 +17,35 @@ pub struct EncodedFrame {
 }
 
 impl EncodedFrame {
-    /// A buffer for an encoder to append its payload to, with room for the prefix in front.
-    pub fn payload_buffer(capacity: usize) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(VIDEO_PREFIX_MAX + capacity);
+    /// A fresh buffer for an encoder to append its payload to, with room for the prefix in
+    /// front. The media thread takes its buffers from a [`FramePool`] instead.
+    pub fn payload_buffer(capacity: usize) -> BytesMut {
+        let mut buf = BytesMut::with_capacity(VIDEO_PREFIX_MAX + capacity);
         buf.resize(VIDEO_PREFIX_MAX, 0);
         buf
     }
 
     /// Completes a buffer from [`Self::payload_buffer`]: writes the prefix right in front of
     /// the payload so prefix and payload are contiguous without moving the payload.
-    pub fn seal(header: VideoHeader, mut buf: Vec<u8>) -> Self {
+    #[cfg(test)]
+    pub fn seal(header: VideoHeader, buf: BytesMut) -> Self {
+        Self::seal_shared(header, buf).0
+    }
+
+    /// Writes the prefix right in front of the payload (so prefix and payload are contiguous
+    /// without moving the payload) and returns the frame and the whole buffer, for the pool.
+    fn seal_shared(header: VideoHeader, mut buf: BytesMut) -> (Self, Bytes) {
         let payload_len = buf.len().saturating_sub(VIDEO_PREFIX_MAX);
         let prefix = VideoPrefix::new(&header, payload_len);
         let start = VIDEO_PREFIX_MAX - prefix.as_bytes().len();
         buf[start..VIDEO_PREFIX_MAX].copy_from_slice(prefix.as_bytes());
-        let wire = Bytes::from(buf).slice(start..);
-        Self {
+        let whole = buf.freeze();
+        let frame = Self {
             header,
             payload_offset: VIDEO_PREFIX_MAX - start,
-            wire,
-        }
+            wire: whole.slice(start..),
+        };
+        (frame, whole)
     }
 
     pub fn wire(&self) -> &Bytes {
@@ -46,6 +59,49 @@ impl EncodedFrame {
 
     pub fn keyframe(&self) -> bool {
         self.header.keyframe
+    }
+}
+
+/// Recycles frame buffers: it keeps a handle to each buffer it hands out and takes one back
+/// once no viewer holds it any more. Bounded: it remembers at most `limit` buffers, so a pile of
+/// frames held by slow viewers is freed by them, not kept here.
+pub struct FramePool {
+    handed_out: VecDeque<Bytes>,
+    limit: usize,
+}
+
+impl FramePool {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            handed_out: VecDeque::with_capacity(limit),
+            limit,
+        }
+    }
+
+    /// An empty buffer with room for the prefix; reused when one is free, new otherwise.
+    pub fn take(&mut self, capacity: usize) -> BytesMut {
+        let free = self.handed_out.iter().position(Bytes::is_unique);
+        let reused = free
+            .and_then(|i| self.handed_out.remove(i))
+            .and_then(|b| b.try_into_mut().ok());
+        match reused {
+            Some(mut buf) => {
+                buf.clear();
+                buf.resize(VIDEO_PREFIX_MAX, 0);
+                buf
+            }
+            None => EncodedFrame::payload_buffer(capacity),
+        }
+    }
+
+    /// Seals a buffer from [`Self::take`] and remembers it for reuse.
+    pub fn seal(&mut self, header: VideoHeader, buf: BytesMut) -> EncodedFrame {
+        let (frame, whole) = EncodedFrame::seal_shared(header, buf);
+        if self.handed_out.len() == self.limit {
+            self.handed_out.pop_front();
+        }
+        self.handed_out.push_back(whole);
+        frame
     }
 }
 
@@ -81,5 +137,56 @@ mod tests {
             wire_end, payload_end,
             "payload is a view into the wire bytes"
         );
+    }
+
+    #[test]
+    fn a_buffer_comes_back_only_when_no_viewer_holds_it() {
+        let header = VideoHeader {
+            codec: Codec::H264,
+            keyframe: false,
+            seq: 1,
+            capture_us: 0,
+            width: 16,
+            height: 16,
+        };
+        let mut pool = FramePool::new(4);
+        let mut buf = pool.take(1024);
+        buf.extend_from_slice(&[7; 100]);
+        let first_ptr = buf.as_ptr();
+        let frame = pool.seal(header, buf);
+        let viewer_copy = frame.clone();
+        drop(frame);
+        let other = pool.take(1024);
+        assert_ne!(other.as_ptr(), first_ptr, "still held by a viewer");
+        drop(viewer_copy);
+        let reused = pool.take(1024);
+        assert_eq!(reused.as_ptr(), first_ptr, "the same allocation again");
+        assert_eq!(
+            reused.len(),
+            VIDEO_PREFIX_MAX,
+            "empty but for the prefix room"
+        );
+    }
+
+    #[test]
+    fn the_pool_forgets_the_oldest_buffer_beyond_its_limit() {
+        let header = VideoHeader {
+            codec: Codec::Jpeg,
+            keyframe: true,
+            seq: 1,
+            capture_us: 0,
+            width: 16,
+            height: 16,
+        };
+        let mut pool = FramePool::new(2);
+        let held: Vec<EncodedFrame> = (0..3)
+            .map(|_| {
+                let buf = pool.take(16);
+                pool.seal(header, buf)
+            })
+            .collect();
+        assert_eq!(pool.handed_out.len(), 2);
+        drop(held);
+        assert_eq!(pool.handed_out.iter().filter(|b| b.is_unique()).count(), 2);
     }
 }

@@ -5,6 +5,7 @@
 //! full-screen change may already come out as an IDR; those are counted as `gop` (the
 //! encoder's own choice) and answer any IDR request pending at the time.
 
+use bytes::BytesMut;
 use nanokvm_protocol::StreamSettings;
 use openh264::encoder::{
     BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
@@ -47,7 +48,7 @@ impl H264Encoder {
         settings: &StreamSettings,
         force_idr: bool,
         boost: bool,
-        out: &mut Vec<u8>,
+        out: &mut BytesMut,
     ) -> Result<EncodeResult, MediaError> {
         let params = (picture.width, picture.height, *settings);
         if self.built_for != Some(params) || self.encoder.is_none() {
@@ -72,7 +73,11 @@ impl H264Encoder {
         let stream = encoder
             .encode(&I420View(picture))
             .map_err(|e| MediaError::Encoder(format!("OpenH264: {e}")))?;
-        stream.write_vec(out);
+        for layer in (0..stream.num_layers()).filter_map(|l| stream.layer(l)) {
+            for nal in (0..layer.nal_count()).filter_map(|n| layer.nal_unit(n)) {
+                out.extend_from_slice(nal);
+            }
+        }
         Ok(EncodeResult {
             keyframe: matches!(stream.frame_type(), FrameType::IDR),
         })
@@ -175,7 +180,7 @@ mod tests {
     fn first_frame_and_forced_frames_are_idr_with_sps_pps() {
         let mut enc = H264Encoder::new();
         let s = StreamSettings::default();
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         assert!(
             enc.encode(&picture(320, 240, 3), &s, false, false, &mut out)
                 .unwrap()
@@ -211,7 +216,7 @@ mod tests {
     fn size_change_restarts_with_an_idr_at_the_new_size() {
         let mut enc = H264Encoder::new();
         let s = StreamSettings::default();
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         enc.encode(&picture(320, 240, 3), &s, false, false, &mut out)
             .unwrap();
         out.clear();

@@ -25,7 +25,7 @@ use nanokvm_protocol::{Codec, StreamSettings, VideoHeader};
 
 use crate::clock::Micros;
 use crate::metrics::Metrics;
-pub use frame::EncodedFrame;
+pub use frame::{EncodedFrame, FramePool};
 pub use replay::ReplaySource;
 pub use source::{GrabInfo, Source};
 
@@ -188,7 +188,12 @@ struct Worker {
     h264: h264::H264Encoder,
     h264_seq: u32,
     jpeg_seq: u32,
+    pool: FramePool,
 }
+
+/// Frame buffers kept for reuse: enough for the frames in flight to a few viewers, few enough
+/// that idle memory stays small (each holds up to one IDR or JPEG).
+const POOLED_BUFFERS: usize = 6;
 
 impl Worker {
     fn new(source: Source, metrics: Arc<Metrics>) -> Self {
@@ -203,6 +208,7 @@ impl Worker {
             h264: h264::H264Encoder::new(),
             h264_seq: 0,
             jpeg_seq: 0,
+            pool: FramePool::new(POOLED_BUFFERS),
         }
     }
 
@@ -287,7 +293,7 @@ impl Worker {
         let (buf, keyframe) = match &mut self.source {
             #[cfg(feature = "sim")]
             Source::Sim(sim) => {
-                let mut buf = EncodedFrame::payload_buffer(64 * 1024);
+                let mut buf = self.pool.take(64 * 1024);
                 let r = self.h264.encode(
                     sim.i420(),
                     &self.settings,
@@ -298,26 +304,25 @@ impl Worker {
                 (buf, r.keyframe)
             }
             Source::Replay(replay) => {
-                let mut buf = EncodedFrame::payload_buffer(64 * 1024);
+                let mut buf = self.pool.take(64 * 1024);
                 let keyframe = replay.read(job.force_idr, &mut buf)?;
                 (buf, keyframe)
             }
         };
         self.h264_seq = seq.wrapping_add(1);
-        Ok(EncodedFrame::seal(
-            self.header(Codec::H264, keyframe, seq),
-            buf,
-        ))
+        let header = self.header(Codec::H264, keyframe, seq);
+        Ok(self.pool.seal(header, buf))
     }
 
     fn encode_jpeg(&mut self) -> Result<EncodedFrame, MediaError> {
         #[cfg(feature = "sim")]
         if let Source::Sim(sim) = &mut self.source {
             let seq = self.jpeg_seq;
-            let mut buf = EncodedFrame::payload_buffer(256 * 1024);
+            let mut buf = self.pool.take(256 * 1024);
             jpeg::encode_jpeg(sim.rgb(), self.settings.jpeg_quality, &mut buf)?;
             self.jpeg_seq = seq.wrapping_add(1);
-            return Ok(EncodedFrame::seal(self.header(Codec::Jpeg, true, seq), buf));
+            let header = self.header(Codec::Jpeg, true, seq);
+            return Ok(self.pool.seal(header, buf));
         }
         Err(MediaError::Unsupported("this source has no JPEG encoder"))
     }

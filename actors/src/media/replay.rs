@@ -7,6 +7,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use bytes::BytesMut;
+
 use super::annexb::{access_units, nal, nal_type, nal_units, sps_picture_size, AccessUnit};
 use super::MediaError;
 
@@ -49,7 +51,7 @@ impl ReplaySource {
     /// Appends the current access unit to `out` and says whether it is an IDR. With
     /// `force_idr` the stream first jumps to the nearest IDR at or after the current unit, as a
     /// hardware encoder would start one at once.
-    pub fn read(&mut self, force_idr: bool, out: &mut Vec<u8>) -> Result<bool, MediaError> {
+    pub fn read(&mut self, force_idr: bool, out: &mut BytesMut) -> Result<bool, MediaError> {
         if force_idr && !self.units[self.current].keyframe {
             let n = self.units.len();
             if let Some(k) = (0..n)
