@@ -82,8 +82,13 @@ pub struct EncoderCore<S> {
     /// one must be, even if it equals that picture.
     reencode: bool,
     capture: Option<(bool, StreamSettings)>,
+    settings_changed_us: Option<Micros>,
+    /// A valid change that came too soon after the previous one.
+    pending_settings: Option<StreamSettings>,
     metrics: Arc<Metrics>,
 }
+
+const MIN_SETTINGS_INTERVAL_US: Micros = 500_000;
 
 impl<S: ViewerSink> EncoderCore<S> {
     pub fn new(settings: StreamSettings, metrics: Arc<Metrics>) -> Self {
@@ -95,6 +100,8 @@ impl<S: ViewerSink> EncoderCore<S> {
             in_flight: VecDeque::new(),
             reencode: false,
             capture: None,
+            settings_changed_us: None,
+            pending_settings: None,
             metrics,
         }
     }
@@ -139,10 +146,13 @@ impl<S: ViewerSink> EncoderCore<S> {
     }
 
     pub fn visibility(&mut self, id: ViewerId, visible: bool, out: &mut Vec<Action>) {
-        if self.hub.set_visible(id, visible) == Some(Codec::H264) {
+        let shown = self.hub.set_visible(id, visible);
+        if shown == Some(Codec::H264) {
             self.policy.request(IdrReason::NewViewer);
         }
-        self.update_capture(visible, out);
+        // Only a viewer that was just shown wants a picture at once: repeating `visible`
+        // must not make the media thread grab at the rate of messages.
+        self.update_capture(shown.is_some(), out);
     }
 
     pub fn keyframe_request(&mut self, id: ViewerId) {
@@ -152,6 +162,7 @@ impl<S: ViewerSink> EncoderCore<S> {
 
     pub fn change_settings(
         &mut self,
+        now: Micros,
         id: ViewerId,
         settings: StreamSettings,
         out: &mut Vec<Action>,
@@ -163,9 +174,25 @@ impl<S: ViewerSink> EncoderCore<S> {
         }
         if settings == self.settings {
             // Nothing to rebuild: no IDR for everybody because one client re-sent its form.
+            self.pending_settings = None;
             self.hub.tell(id, &ViewerEvent::Settings(settings));
             return;
         }
+        // Each change rebuilds the encoder and sends every viewer an IDR: not at any rate. A
+        // change that comes too soon waits, and the latest one wins.
+        if self
+            .settings_changed_us
+            .is_some_and(|t| now.saturating_sub(t) < MIN_SETTINGS_INTERVAL_US)
+        {
+            self.pending_settings = Some(settings);
+            return;
+        }
+        self.apply_settings(now, settings, out);
+    }
+
+    fn apply_settings(&mut self, now: Micros, settings: StreamSettings, out: &mut Vec<Action>) {
+        self.pending_settings = None;
+        self.settings_changed_us = Some(now);
         self.settings = settings;
         // A new encoder configuration starts with an IDR; count it as such.
         self.policy.request(IdrReason::Settings);
@@ -177,12 +204,29 @@ impl<S: ViewerSink> EncoderCore<S> {
         self.in_flight.iter().any(|j| j.idr.is_some())
     }
 
+    /// One captured picture: announce what changed about the video, make sure waiting
+    /// viewers get their keyframe, and decide what to encode.
     pub fn captured(&mut self, now: Micros, report: GrabReport, out: &mut Vec<Action>) {
-        let info = report.info;
         self.metrics.frames_captured.fetch_add(1, Relaxed);
+        self.apply_pending_settings(now, out);
         self.hub.sweep_closed();
         self.update_capture(false, out);
+        self.announce_status(&report);
+        self.heal_waiting_viewers();
+        self.plan_encode(now, &report, out);
+    }
 
+    fn apply_pending_settings(&mut self, now: Micros, out: &mut Vec<Action>) {
+        let due = self
+            .settings_changed_us
+            .is_none_or(|t| now.saturating_sub(t) >= MIN_SETTINGS_INTERVAL_US);
+        if let (Some(settings), true) = (self.pending_settings, due) {
+            self.apply_settings(now, settings, out);
+        }
+    }
+
+    fn announce_status(&mut self, report: &GrabReport) {
+        let info = report.info;
         let status = VideoStatus {
             signal: info.output_size.0 > 0,
             source_width: info.source_size.0,
@@ -191,28 +235,34 @@ impl<S: ViewerSink> EncoderCore<S> {
             height: info.output_size.1,
             fps: report.settings.fps,
         };
-        if self.status != Some(status) {
-            if self
-                .status
-                .is_some_and(|s| (s.width, s.height) != (status.width, status.height))
-            {
-                self.policy.request(IdrReason::Resolution);
-            }
-            self.status = Some(status);
-            self.hub.broadcast(&ViewerEvent::VideoStatus(status));
+        if self.status == Some(status) {
+            return;
         }
-
-        // Self-healing: whoever still waits for a keyframe it can take gets one asked for,
-        // whatever happened to earlier requests.
-        if !self.idr_in_flight() {
-            match self.hub.waiting(Codec::H264) {
-                Some(Waiting::New) => self.policy.request(IdrReason::NewViewer),
-                Some(Waiting::Recovering) => self.policy.request(IdrReason::Overflow),
-                None => {}
-            }
+        if self
+            .status
+            .is_some_and(|s| (s.width, s.height) != (status.width, status.height))
+        {
+            self.policy.request(IdrReason::Resolution);
         }
+        self.status = Some(status);
+        self.hub.broadcast(&ViewerEvent::VideoStatus(status));
+    }
 
-        let mut change = info.change;
+    /// Whoever still waits for a keyframe it can take gets one asked for, whatever happened to
+    /// earlier requests — unless one is already on its way.
+    fn heal_waiting_viewers(&mut self) {
+        if self.idr_in_flight() {
+            return;
+        }
+        match self.hub.waiting(Codec::H264) {
+            Some(Waiting::New) => self.policy.request(IdrReason::NewViewer),
+            Some(Waiting::Recovering) => self.policy.request(IdrReason::Overflow),
+            None => {}
+        }
+    }
+
+    fn plan_encode(&mut self, now: Micros, report: &GrabReport, out: &mut Vec<Action>) {
+        let mut change = report.info.change;
         if std::mem::take(&mut self.reencode) && change == FrameChange::Unchanged {
             change = FrameChange::Changed { fraction: 0.0 };
         }
@@ -226,18 +276,36 @@ impl<S: ViewerSink> EncoderCore<S> {
         });
         let jpeg = self.hub.wants(Codec::Jpeg)
             && (change != FrameChange::Unchanged || self.hub.waiting(Codec::Jpeg).is_some());
-        if h264.is_some() || jpeg {
-            self.in_flight.push_back(InFlight {
-                grab_seq: report.grab_seq,
-                h264: h264.is_some(),
-                idr: h264.and(decision.force_idr),
-            });
-            out.push(Action::Encode(EncodeJob {
-                grab_seq: report.grab_seq,
-                h264,
-                jpeg,
-                settings: self.settings,
-            }));
+        if h264.is_none() && !jpeg {
+            return;
+        }
+        self.in_flight.push_back(InFlight {
+            grab_seq: report.grab_seq,
+            h264: h264.is_some(),
+            idr: h264.and(decision.force_idr),
+        });
+        out.push(Action::Encode(EncodeJob {
+            grab_seq: report.grab_seq,
+            h264,
+            jpeg,
+            settings: self.settings,
+        }));
+    }
+
+    /// The media thread's queue was full: the job just issued by [`Self::captured`] was never
+    /// sent. Its picture is encoded with the next frame, and its IDR asked for again.
+    pub fn not_sent(&mut self, grab_seq: u64) {
+        if self
+            .in_flight
+            .back()
+            .is_some_and(|j| j.grab_seq == grab_seq)
+        {
+            if let Some(job) = self.in_flight.pop_back() {
+                self.reencode = true;
+                if let Some(reason) = job.idr {
+                    self.policy.request(reason);
+                }
+            }
         }
     }
 
@@ -333,7 +401,7 @@ pub async fn run(
                     core.keyframe_request(id);
                 }
                 EncoderMsg::ChangeSettings { id, settings } => {
-                    core.change_settings(id, settings, &mut actions)
+                    core.change_settings(clock.now_us(), id, settings, &mut actions)
                 }
                 EncoderMsg::Captured(report) => core.captured(clock.now_us(), report, &mut actions),
             },
@@ -346,7 +414,7 @@ pub async fn run(
                             continue;
                         };
                         log::warn!("media thread busy: frame {} not encoded", job.grab_seq);
-                        core.encoded(clock.now_us(), EncodeReport::skipped(job.grab_seq));
+                        core.not_sent(job.grab_seq);
                     }
                 }
                 // The capture actor needs only the latest state; an older one is replaced.

@@ -65,12 +65,23 @@ pub enum Waiting {
     Recovering,
 }
 
+/// Where a viewer stands with keyframes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyState {
+    /// It decodes what it gets.
+    Live,
+    /// It never had a keyframe: new, or shown again after being hidden.
+    New,
+    /// It had one but lost track (its queue overflowed, or its decoder failed).
+    Lost,
+}
+
 struct Viewer<S> {
     id: ViewerId,
     codec: Codec,
     sink: S,
     visible: bool,
-    awaiting_key: bool,
+    key: KeyState,
     /// Its queue overflowed: every frame until its next IDR counts as dropped.
     overflowed: bool,
 }
@@ -99,7 +110,7 @@ impl<S: ViewerSink> Hub<S> {
             codec,
             sink,
             visible,
-            awaiting_key: true,
+            key: KeyState::New,
             overflowed: false,
         });
     }
@@ -119,7 +130,7 @@ impl<S: ViewerSink> Hub<S> {
         let shown = visible && !v.visible;
         v.visible = visible;
         if shown {
-            v.awaiting_key = true;
+            v.key = KeyState::New;
             v.overflowed = false;
         }
         shown.then_some(v.codec)
@@ -128,7 +139,9 @@ impl<S: ViewerSink> Hub<S> {
     /// The viewer's decoder lost track: stop sending it P-frames until the next IDR.
     pub fn await_key(&mut self, id: ViewerId) {
         if let Some(v) = self.viewers.iter_mut().find(|v| v.id == id) {
-            v.awaiting_key = true;
+            if v.key == KeyState::Live {
+                v.key = KeyState::Lost;
+            }
         }
     }
 
@@ -142,14 +155,14 @@ impl<S: ViewerSink> Hub<S> {
     }
 
     /// Whether a viewer of this codec needs a keyframe it could take now; a new viewer
-    /// outranks a recovering one.
+    /// outranks a recovering one (only new viewers skip the IDR rate limit, so a client that
+    /// keeps asking cannot force an IDR per frame on everybody).
     pub fn waiting(&self, codec: Codec) -> Option<Waiting> {
-        let waiting = self
-            .viewers
-            .iter()
-            .filter(|v| v.codec == codec && v.visible && v.awaiting_key && v.sink.has_room());
-        waiting.fold(None, |acc, v| match (acc, v.overflowed) {
-            (Some(Waiting::New), _) | (_, false) => Some(Waiting::New),
+        let waiting = self.viewers.iter().filter(|v| {
+            v.codec == codec && v.visible && v.key != KeyState::Live && v.sink.has_room()
+        });
+        waiting.fold(None, |acc, v| match (acc, v.key) {
+            (Some(Waiting::New), _) | (_, KeyState::New) => Some(Waiting::New),
             _ => Some(Waiting::Recovering),
         })
     }
@@ -172,20 +185,22 @@ impl<S: ViewerSink> Hub<S> {
             .iter_mut()
             .filter(|v| v.codec == codec && v.visible)
         {
-            if v.awaiting_key && !frame.keyframe() {
+            if v.key != KeyState::Live && !frame.keyframe() {
                 d.dropped += u64::from(v.overflowed);
                 continue;
             }
             match v.sink.try_push(frame) {
                 Ok(()) => {
-                    v.awaiting_key = false;
+                    v.key = KeyState::Live;
                     v.overflowed = false;
                     d.sent += 1;
-                    d.bytes += frame.payload().len() as u64;
+                    d.bytes += frame.payload_len() as u64;
                 }
                 Err(PushError::Full) => {
                     d.dropped += 1;
-                    v.awaiting_key = true;
+                    if v.key == KeyState::Live {
+                        v.key = KeyState::Lost;
+                    }
                     v.overflowed = true;
                 }
                 // Removed by the next sweep.

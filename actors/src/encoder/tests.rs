@@ -230,7 +230,7 @@ fn settings_are_validated_applied_once_and_carried_with_each_job() {
         fps: 99,
         ..Default::default()
     };
-    c.change_settings(7, bad, &mut out);
+    c.change_settings(0, 7, bad, &mut out);
     assert!(
         matches!(a.events.borrow().last(), Some(ViewerEvent::SettingsRejected(m)) if m.contains("fps"))
     );
@@ -245,13 +245,13 @@ fn settings_are_validated_applied_once_and_carried_with_each_job() {
         fps: 15,
         ..Default::default()
     };
-    c.change_settings(7, good, &mut out);
+    c.change_settings(0, 7, good, &mut out);
     assert!(matches!(b.events.borrow().last(), Some(ViewerEvent::Settings(s)) if *s == good));
     assert!(
         matches!(out[..], [Action::Capture(CaptureMsg::Configure { settings, .. })] if settings == good)
     );
     out.clear();
-    c.change_settings(8, good, &mut out);
+    c.change_settings(10_000, 8, good, &mut out);
     assert!(out.is_empty(), "the same settings again change nothing");
     c.captured(0, grab(1, CHANGED, (1920, 1080)), &mut out);
     assert_eq!(job(&out).map(|j| j.settings), Some(good));
@@ -272,4 +272,92 @@ fn idrs_are_counted_by_reason() {
         "{text}"
     );
     assert!(text.contains("nanokvmd_idr_total{reason=\"gop\"} 1\n"));
+}
+
+#[test]
+fn a_client_asking_for_keyframes_is_rate_limited_like_everyone() {
+    let mut c = core();
+    let mut out = Vec::new();
+    c.join(1, Codec::H264, TestSink::new(8), true, &mut out);
+    let mut forced_count = 0;
+    for seq in 1..=30u64 {
+        out.clear();
+        let now = seq * 33_000;
+        c.captured(now, grab(seq, CHANGED, (1280, 720)), &mut out);
+        let key = forced(&out);
+        forced_count += usize::from(key);
+        if job(&out).is_some() {
+            c.encoded(now + 1, report(seq, Some(key)));
+        }
+        c.keyframe_request(1); // a decoder that fails on every frame
+    }
+    // One for joining, then at most one per 250 ms over a second.
+    assert!(forced_count <= 5, "{forced_count} IDRs in 1 s");
+}
+
+#[test]
+fn an_encode_that_was_never_sent_is_redone_and_its_idr_asked_again() {
+    let mut c = core();
+    let mut out = Vec::new();
+    let sink = TestSink::new(8);
+    c.join(1, Codec::H264, sink.clone(), true, &mut out);
+    c.captured(0, grab(1, CHANGED, (1280, 720)), &mut out);
+    c.captured(33_000, grab(2, CHANGED, (1280, 720)), &mut out);
+    c.not_sent(2);
+    // The answer for the job that was sent is still matched.
+    c.encoded(34_000, report(1, Some(true)));
+    assert_eq!(sink.queue.borrow().len(), 1);
+    out.clear();
+    c.captured(66_000, grab(3, STILL, (1280, 720)), &mut out);
+    assert!(job(&out).is_some(), "the unsent picture is encoded now");
+}
+
+#[test]
+fn repeating_visible_does_not_grab_again() {
+    let mut c = core();
+    let mut out = Vec::new();
+    c.join(1, Codec::H264, TestSink::new(8), true, &mut out);
+    out.clear();
+    for _ in 0..10 {
+        c.visibility(1, true, &mut out);
+    }
+    assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn settings_changed_too_soon_wait_and_the_latest_wins() {
+    let mut c = core();
+    let mut out = Vec::new();
+    let sink = TestSink::new(8);
+    c.join(1, Codec::H264, sink.clone(), true, &mut out);
+    let a = StreamSettings {
+        fps: 20,
+        ..Default::default()
+    };
+    let b = StreamSettings {
+        fps: 25,
+        ..Default::default()
+    };
+    let latest = StreamSettings {
+        fps: 15,
+        ..Default::default()
+    };
+    c.change_settings(0, 1, a, &mut out);
+    c.change_settings(100_000, 1, b, &mut out);
+    c.change_settings(200_000, 1, latest, &mut out);
+    c.captured(300_000, grab(1, CHANGED, (1280, 720)), &mut out);
+    assert_eq!(job(&out).map(|j| j.settings.fps), Some(20), "not yet");
+    out.clear();
+    c.captured(500_000, grab(2, CHANGED, (1280, 720)), &mut out);
+    assert_eq!(job(&out).map(|j| j.settings.fps), Some(15));
+    let settings_told: Vec<u8> = sink
+        .events
+        .borrow()
+        .iter()
+        .filter_map(|e| match e {
+            ViewerEvent::Settings(s) => Some(s.fps),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(settings_told, vec![20, 15], "b was never applied");
 }

@@ -125,6 +125,20 @@ fn overflow_drops_to_the_next_idr_without_touching_others() {
 }
 
 #[test]
+fn a_client_asking_for_keyframes_is_recovering_not_new() {
+    let mut hub = Hub::new();
+    let sink = TestSink::new(8);
+    hub.join(1, Codec::H264, sink.clone(), true);
+    hub.deliver(&frame(0, true));
+    hub.await_key(1);
+    assert_eq!(hub.waiting(Codec::H264), Some(Waiting::Recovering));
+    hub.deliver(&frame(1, false));
+    hub.deliver(&frame(2, true));
+    assert_eq!(sink.seqs(), vec![0, 2]);
+    assert_eq!(hub.waiting(Codec::H264), None);
+}
+
+#[test]
 fn a_new_viewer_outranks_a_recovering_one() {
     let mut hub = Hub::new();
     let slow = TestSink::new(1);

@@ -57,6 +57,10 @@ impl EncodedFrame {
         self.wire.slice(self.payload_offset..)
     }
 
+    pub fn payload_len(&self) -> usize {
+        self.wire.len() - self.payload_offset
+    }
+
     pub fn keyframe(&self) -> bool {
         self.header.keyframe
     }

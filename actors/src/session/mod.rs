@@ -63,6 +63,10 @@ impl SessionCore {
         Self::default()
     }
 
+    pub fn greeted(&self) -> bool {
+        self.greeted
+    }
+
     pub fn inbound(&mut self, now: Micros, msg: Inbound<'_>, out: &mut Vec<SessionAction>) {
         let bytes = match msg {
             Inbound::Binary(b) => b,
@@ -190,12 +194,8 @@ fn fail(out: &mut Vec<SessionAction>, code: ErrorCode, close_code: u16, reason: 
         }
         .encode(),
     ));
-    // A close reason must fit a control frame (123 bytes); cut at a character boundary.
-    let mut cut = reason.len().min(120);
-    while !reason.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    out.push(SessionAction::Close(close_code, reason[..cut].to_string()));
+    // The writer cuts the reason to what a close frame holds.
+    out.push(SessionAction::Close(close_code, reason));
 }
 
 #[cfg(test)]

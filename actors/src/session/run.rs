@@ -33,6 +33,8 @@ const FRAME_QUEUE: usize = 4;
 const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// A client silent this long (no message, no pong) is gone: its socket is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+/// A socket that never says Hello is not a console: it would only hold a connection slot.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// After our close frame, how long the client gets to answer with its own before the socket
 /// is dropped.
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
@@ -116,10 +118,28 @@ where
     let mut core = SessionCore::new();
     let mut actions = Vec::new();
     let mut queues = Some(queues);
+    let hello_deadline = std::time::Instant::now() + HELLO_TIMEOUT;
+    // One timer for the whole session, re-armed per message.
+    let mut silence = smol::Timer::never();
     let ending = 'session: loop {
-        let Some(received) = timeout(IDLE_TIMEOUT, ws.next()).await else {
-            log::info!("session {id}: nothing received for {IDLE_TIMEOUT:?}, closing");
-            let reason = format!("nothing received for {} s", IDLE_TIMEOUT.as_secs());
+        let greeted = core.greeted();
+        if greeted {
+            silence.set_after(IDLE_TIMEOUT);
+        } else {
+            silence.set_at(hello_deadline);
+        }
+        let received = future::or(async { Some(ws.next().await) }, async {
+            (&mut silence).await;
+            None
+        })
+        .await;
+        let Some(received) = received else {
+            let reason = if greeted {
+                format!("nothing received for {} s", IDLE_TIMEOUT.as_secs())
+            } else {
+                format!("no Hello within {} s", HELLO_TIMEOUT.as_secs())
+            };
+            log::info!("session {id}: {reason}, closing");
             break Ending::Close(close::POLICY, reason);
         };
         let now = clock.now_us();
@@ -230,7 +250,8 @@ where
             ping_timer.next().await;
             Next::Ping
         };
-        let next = future::or(control, future::or(events, future::or(frames, ping))).await;
+        // The ping before frames: a client that never drains its queue still gets pinged.
+        let next = future::or(control, future::or(events, future::or(ping, frames))).await;
         let sent = match next {
             Next::Frame(frame) => out.binary(frame.wire()).await,
             Next::Ping => out.ping().await,

@@ -2,6 +2,7 @@
 //! knows HTTP.
 
 mod assets;
+mod socket_options;
 mod streams;
 mod write_deadline;
 mod ws;
@@ -141,7 +142,9 @@ pub async fn serve(listener: TcpListener, app: Rc<App>) {
             log::warn!("refusing {peer}: {MAX_CONNECTIONS} connections already open");
             continue;
         };
-        let _ = tcp.set_nodelay(true);
+        if let Err(e) = socket_options::tune(&tcp) {
+            log::debug!("socket options for {peer}: {e}");
+        }
         let conn_app = app.clone();
         app.spawn(async move {
             let _slot = slot;
