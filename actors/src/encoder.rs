@@ -14,7 +14,7 @@ use crate::clock::{Clock, Micros};
 use crate::hub::{Delivery, Hub, ViewerId, ViewerQueues, ViewerSink, Waiting};
 use crate::idr_policy::{FrameChange, IdrPolicy, IdrReason, PolicyConfig};
 use crate::media::{EncodeJob, EncodeReport, EncodedFrame, GrabReport, H264Job, MediaCmd};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ViewerKind};
 
 pub enum EncoderMsg {
     Join {
@@ -41,6 +41,49 @@ pub enum EncoderMsg {
         settings: StreamSettings,
     },
     Captured(GrabReport),
+}
+
+/// A viewer's place in the hub, held by its session or stream: counted in `/metrics` while it
+/// lives, and it leaves the hub when dropped (or earlier, with [`Membership::leave`]).
+pub struct Membership {
+    id: ViewerId,
+    kind: ViewerKind,
+    encoder: Sender<EncoderMsg>,
+    metrics: Arc<Metrics>,
+    left: bool,
+}
+
+impl Membership {
+    pub fn new(
+        id: ViewerId,
+        kind: ViewerKind,
+        encoder: Sender<EncoderMsg>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        metrics.viewer_joined(kind);
+        Self {
+            id,
+            kind,
+            encoder,
+            metrics,
+            left: false,
+        }
+    }
+
+    /// Stops the frames (the viewer is still counted until dropped).
+    pub fn leave(&mut self) {
+        if !std::mem::replace(&mut self.left, true) {
+            // If the mailbox is full, the hub still finds the closed queue on the next frame.
+            let _ = self.encoder.try_send(EncoderMsg::Leave { id: self.id });
+        }
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.leave();
+        self.metrics.viewer_left(self.kind);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -177,3 +177,17 @@ fn websocket_protocol_error_closes_1002() {
         Some(ErrorCode::BadMessage),
     );
 }
+
+#[test]
+fn a_socket_that_never_says_hello_is_closed() {
+    let d = Daemon::start(&[]);
+    block_on(async {
+        let mut silent = WsClient::connect(d.addr()).await;
+        let t0 = std::time::Instant::now();
+        let (code, reason, _) = silent.expect_close(SECS(15)).await;
+        eprintln!("closed after {:?}: {code} {reason:?}", t0.elapsed());
+        assert_eq!(code, 1008, "{reason}");
+        assert!(reason.contains("Hello"), "{reason}");
+        assert!(t0.elapsed() >= SECS(9), "closed too early");
+    });
+}

@@ -19,7 +19,7 @@ use nanokvm_protocol::Codec;
 
 use super::{close, Inbound, Request, SessionAction, SessionCore, WsWriter};
 use crate::clock::Clock;
-use crate::encoder::{EncoderMsg, ViewerEvent};
+use crate::encoder::{EncoderMsg, Membership, ViewerEvent};
 use crate::hub::ViewerId;
 use crate::media::EncodedFrame;
 use crate::metrics::{Metrics, ViewerKind};
@@ -80,13 +80,7 @@ pub async fn run<R, W>(
     let (frames_tx, frames_rx) = async_channel::bounded(FRAME_QUEUE);
     let (events_tx, events_rx) = async_channel::bounded(16);
     let (control_tx, control_rx) = async_channel::bounded(16);
-    metrics.viewer_joined(ViewerKind::WebSocket);
-    let mut leave = Leave {
-        id,
-        encoder: encoder.clone(),
-        metrics,
-        left_hub: false,
-    };
+    let mut membership = Membership::new(id, ViewerKind::WebSocket, encoder.clone(), metrics);
 
     let queues = Queues {
         frames: frames_tx,
@@ -98,7 +92,7 @@ pub async fn run<R, W>(
     )
     .await;
     // No more frames for a session that is closing.
-    leave.hub();
+    membership.leave();
     finish(&mut ws, &mut out, id, ending).await;
 }
 
@@ -334,29 +328,4 @@ async fn timeout<T>(d: Duration, fut: impl std::future::Future<Output = T>) -> O
         None
     })
     .await
-}
-
-/// Leaves the hub (at the latest when dropped) and counts the viewer gone when dropped.
-struct Leave {
-    id: ViewerId,
-    encoder: Sender<EncoderMsg>,
-    metrics: Arc<Metrics>,
-    left_hub: bool,
-}
-
-impl Leave {
-    fn hub(&mut self) {
-        if !self.left_hub {
-            self.left_hub = true;
-            // If the mailbox is full the hub still notices the closed queue on the next frame.
-            let _ = self.encoder.try_send(EncoderMsg::Leave { id: self.id });
-        }
-    }
-}
-
-impl Drop for Leave {
-    fn drop(&mut self) {
-        self.hub();
-        self.metrics.viewer_left(ViewerKind::WebSocket);
-    }
 }

@@ -12,33 +12,18 @@ use hyper::StatusCode;
 use nanokvm_protocol::Codec;
 
 use super::{boxed, respond, App, Body, TEXT};
-use crate::encoder::EncoderMsg;
-use crate::hub::ViewerId;
+use crate::encoder::{EncoderMsg, Membership};
 use crate::media::EncodedFrame;
-use crate::metrics::{Metrics, ViewerKind};
+use crate::metrics::ViewerKind;
 
 /// Frames queued per HTTP viewer before it is dropped to the next IDR.
 const STREAM_QUEUE: usize = 8;
-
-/// Leaves the hub when the response body is dropped (client gone or daemon stopping).
-struct Subscription {
-    id: ViewerId,
-    kind: ViewerKind,
-    app: Rc<App>,
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.app.metrics.viewer_left(self.kind);
-        let _ = self.app.encoder.try_send(EncoderMsg::Leave { id: self.id });
-    }
-}
 
 fn subscribe(
     app: &Rc<App>,
     codec: Codec,
     kind: ViewerKind,
-) -> Option<(Subscription, async_channel::Receiver<EncodedFrame>)> {
+) -> Option<(Membership, async_channel::Receiver<EncodedFrame>)> {
     let (tx, rx) = async_channel::bounded(STREAM_QUEUE);
     let id = app.viewer_id();
     let join = EncoderMsg::Join {
@@ -49,15 +34,9 @@ fn subscribe(
         visible: true,
     };
     app.encoder.try_send(join).ok()?;
-    Metrics::viewer_joined(&app.metrics, kind);
-    Some((
-        Subscription {
-            id,
-            kind,
-            app: app.clone(),
-        },
-        rx,
-    ))
+    // Dropped with the response body: client gone or daemon stopping.
+    let membership = Membership::new(id, kind, app.encoder.clone(), app.metrics.clone());
+    Some((membership, rx))
 }
 
 /// Ends the body when the daemon shuts down, so connections close promptly.
