@@ -14,6 +14,8 @@ mod metrics;
 mod session;
 #[cfg(feature = "sim")]
 mod sim;
+#[cfg(test)]
+mod timing;
 mod web;
 
 use std::process::ExitCode;

@@ -157,8 +157,8 @@ fn sample(frame: &[u8], i: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timing::fastest_and_median;
     use std::hint::black_box;
-    use std::time::{Duration, Instant};
 
     fn frame(w: u16, h: u16, fill: u8) -> Vec<u8> {
         vec![fill; usize::from(w) * usize::from(h) * 3]
@@ -246,20 +246,6 @@ mod tests {
         assert_eq!(grid_positions(1280, 720, 1280 * 720 * 3).len(), GRID * GRID);
     }
 
-    /// Runs `f` `n` times; returns the fastest and the median duration of one run (the
-    /// machine is shared, so the mean says little).
-    fn bench(n: usize, mut f: impl FnMut(usize)) -> (Duration, Duration) {
-        let mut t: Vec<Duration> = (0..n)
-            .map(|i| {
-                let start = Instant::now();
-                f(i);
-                start.elapsed()
-            })
-            .collect();
-        t.sort();
-        (t[0], t[n / 2])
-    }
-
     /// `cargo test --release -- --ignored --nocapture --test-threads=1 timing`
     #[test]
     #[ignore]
@@ -273,13 +259,13 @@ mod tests {
         b[1000] ^= 1;
         let mut d = ChangeDetector::new();
         d.observe(&a, w, h);
-        let (min, med) = bench(500, |i| {
+        let (min, med) = fastest_and_median(500, |i| {
             let f = if i % 2 == 0 { &b } else { &a };
             assert!(d.observe(black_box(f), w, h).is_changed());
         });
         println!("ChangeDetector 1280x720, changed: min {min:?}, median {med:?}");
         d.observe(&a, w, h);
-        let (min, med) = bench(500, |_| {
+        let (min, med) = fastest_and_median(500, |_| {
             d.observe(black_box(&a), w, h);
         });
         println!("ChangeDetector 1280x720, unchanged: min {min:?}, median {med:?}");

@@ -399,8 +399,8 @@ fn pick(filtered: &[u8], start: &[u32], out: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timing::fastest_and_median;
     use std::hint::black_box;
-    use std::time::{Duration, Instant};
 
     fn filled(w: u16, h: u16, rgb: [u8; 3]) -> RgbFrame {
         let mut f = RgbFrame::new(w, h);
@@ -606,20 +606,6 @@ mod tests {
         assert_eq!(f.data.capacity(), cap);
     }
 
-    /// Runs `f` `n` times; returns the fastest and the median duration of one run (the
-    /// machine is shared, so the mean says little).
-    fn bench(n: usize, mut f: impl FnMut(usize)) -> (Duration, Duration) {
-        let mut t: Vec<Duration> = (0..n)
-            .map(|i| {
-                let start = Instant::now();
-                f(i);
-                start.elapsed()
-            })
-            .collect();
-        t.sort();
-        (t[0], t[n / 2])
-    }
-
     /// `cargo test --release -- --ignored --nocapture --test-threads=1 timing`
     #[test]
     #[ignore]
@@ -631,7 +617,8 @@ mod tests {
             }
             let mut dst = RgbFrame::new(dw, 720);
             let scaler = Scaler::new(sw, sh, dw, 720);
-            let (min, med) = bench(200, |_| scaler.scale(black_box(&src), &mut dst).unwrap());
+            let (min, med) =
+                fastest_and_median(200, |_| scaler.scale(black_box(&src), &mut dst).unwrap());
             println!("scale {sw}x{sh} -> {dw}x720: min {min:?}, median {med:?}");
         }
     }

@@ -197,8 +197,8 @@ fn edge_block(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timing::fastest_and_median;
     use std::hint::black_box;
-    use std::time::{Duration, Instant};
 
     fn filled(w: u16, h: u16, rgb: [u8; 3]) -> RgbFrame {
         let mut f = RgbFrame::new(w, h);
@@ -296,20 +296,6 @@ mod tests {
         assert_eq!((f.y.capacity(), f.u.capacity()), cap);
     }
 
-    /// Runs `f` `n` times; returns the fastest and the median duration of one run (the
-    /// machine is shared, so the mean says little).
-    fn bench(n: usize, mut f: impl FnMut(usize)) -> (Duration, Duration) {
-        let mut t: Vec<Duration> = (0..n)
-            .map(|i| {
-                let start = Instant::now();
-                f(i);
-                start.elapsed()
-            })
-            .collect();
-        t.sort();
-        (t[0], t[n / 2])
-    }
-
     /// `cargo test --release -- --ignored --nocapture --test-threads=1 timing`
     #[test]
     #[ignore]
@@ -319,7 +305,7 @@ mod tests {
             *b = (i * 7 % 251) as u8;
         }
         let mut dst = I420Frame::new(1280, 720);
-        let (min, med) = bench(300, |_| rgb_to_i420(black_box(&src), &mut dst));
+        let (min, med) = fastest_and_median(300, |_| rgb_to_i420(black_box(&src), &mut dst));
         println!("rgb_to_i420 1280x720: min {min:?}, median {med:?}");
     }
 }

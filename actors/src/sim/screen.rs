@@ -715,8 +715,8 @@ impl Blender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timing::fastest_and_median;
     use std::hint::black_box;
-    use std::time::{Duration, Instant};
 
     fn rendered() -> (SimScreen, RgbFrame) {
         let mut s = SimScreen::new();
@@ -931,27 +931,13 @@ mod tests {
         assert!(!s.render(&mut other));
     }
 
-    /// Runs `f` `n` times; returns the fastest and the median duration of one run (the
-    /// machine is shared, so the mean says little).
-    fn bench(n: usize, mut f: impl FnMut(usize)) -> (Duration, Duration) {
-        let mut t: Vec<Duration> = (0..n)
-            .map(|i| {
-                let start = Instant::now();
-                f(i);
-                start.elapsed()
-            })
-            .collect();
-        t.sort();
-        (t[0], t[n / 2])
-    }
-
     /// `cargo test --release -- --ignored --nocapture --test-threads=1 timing`
     #[test]
     #[ignore]
     fn timing_render() {
         let mut s = SimScreen::new();
         let mut fb = RgbFrame::new(1920, 1080);
-        let (min, med) = bench(50, |_| {
+        let (min, med) = fastest_and_median(50, |_| {
             s.invalidate();
             s.render(&mut fb);
         });
@@ -961,14 +947,14 @@ mod tests {
             let line = (0..cols).map(|c| char::from(b'!' + ((r * 7 + c) % 94) as u8));
             s.type_str(&line.collect::<String>());
         }
-        let (min, med) = bench(50, |_| {
+        let (min, med) = fastest_and_median(50, |_| {
             s.invalidate();
             s.render(&mut fb);
         });
         println!("full render 1920x1080, a glyph in every cell: min {min:?}, median {med:?}");
-        let (min, med) = bench(2000, |_| assert!(!s.render(black_box(&mut fb))));
+        let (min, med) = fastest_and_median(2000, |_| assert!(!s.render(black_box(&mut fb))));
         println!("idle render 1920x1080: min {min:?}, median {med:?}");
-        let (min, med) = bench(2000, |i| {
+        let (min, med) = fastest_and_median(2000, |i| {
             s.type_str(if i % 2 == 0 { "a" } else { "\u{8}" });
             s.render(&mut fb);
         });
