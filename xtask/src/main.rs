@@ -81,7 +81,7 @@ fn ensure_system_packages() -> Result<(), String> {
         run(&root(), full[0], &full[1..])
     };
     apt(&["update", "-qq"])?;
-    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    let mut install = vec!["install", "-y", "-qq"];
     install.extend(missing.iter());
     apt(&install)
 }
