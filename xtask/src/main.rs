@@ -73,10 +73,11 @@ fn ensure_system_packages() -> Result<(), String> {
             "missing system packages {missing:?} and no apt-get to install them"
         ));
     }
+    // `env` carries the setting through sudo; no package may stop to ask a question.
     let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
     let apt = |args: &[&str]| {
         let mut full: Vec<&str> = sudo.to_vec();
-        full.push("apt-get");
+        full.extend_from_slice(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
         full.extend_from_slice(args);
         run(&root(), full[0], &full[1..])
     };
