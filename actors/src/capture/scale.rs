@@ -49,6 +49,16 @@ impl RgbFrame {
         self.data.resize(Self::byte_len(width, height), 0);
     }
 
+    /// A frame of one colour.
+    #[cfg(test)]
+    pub fn filled(width: u16, height: u16, rgb: [u8; 3]) -> Self {
+        let mut f = Self::new(width, height);
+        for px in f.data.chunks_exact_mut(3) {
+            px.copy_from_slice(&rgb);
+        }
+        f
+    }
+
     /// The pixel at (x, y), or `None` outside the frame.
     #[cfg(test)]
     pub fn pixel(&self, x: u16, y: u16) -> Option<[u8; 3]> {
@@ -402,14 +412,6 @@ mod tests {
     use crate::timing::fastest_and_median;
     use std::hint::black_box;
 
-    fn filled(w: u16, h: u16, rgb: [u8; 3]) -> RgbFrame {
-        let mut f = RgbFrame::new(w, h);
-        for px in f.data.chunks_exact_mut(3) {
-            px.copy_from_slice(&rgb);
-        }
-        f
-    }
-
     #[test]
     fn weights_sum_to_one_and_stay_in_bounds() {
         for &(s, d) in &[
@@ -443,7 +445,7 @@ mod tests {
             (1024, 768, 960, 720),
             (64, 48, 100, 90),
         ] {
-            let src = filled(sw, sh, [200, 17, 99]);
+            let src = RgbFrame::filled(sw, sh, [200, 17, 99]);
             let mut dst = RgbFrame::new(1, 1);
             Scaler::new(sw, sh, dw, dh).scale(&src, &mut dst).unwrap();
             assert_eq!((dst.width, dst.height), (dw, dh));

@@ -200,17 +200,9 @@ mod tests {
     use crate::timing::fastest_and_median;
     use std::hint::black_box;
 
-    fn filled(w: u16, h: u16, rgb: [u8; 3]) -> RgbFrame {
-        let mut f = RgbFrame::new(w, h);
-        for px in f.data.chunks_exact_mut(3) {
-            px.copy_from_slice(&rgb);
-        }
-        f
-    }
-
     fn convert(rgb: [u8; 3]) -> (u8, u8, u8) {
         let mut out = I420Frame::new(2, 2);
-        rgb_to_i420(&filled(4, 2, rgb), &mut out);
+        rgb_to_i420(&RgbFrame::filled(4, 2, rgb), &mut out);
         assert_eq!((out.width, out.height), (4, 2));
         assert!(out.y.iter().all(|&y| y == out.y[0]));
         assert!(out.u.iter().all(|&u| u == out.u[0]));
@@ -259,7 +251,7 @@ mod tests {
 
     #[test]
     fn odd_sizes_and_short_data_do_not_panic() {
-        let src = filled(5, 3, [255, 0, 0]);
+        let src = RgbFrame::filled(5, 3, [255, 0, 0]);
         let mut out = I420Frame::new(0, 0);
         rgb_to_i420(&src, &mut out);
         assert_eq!((out.y.len(), out.u.len(), out.v.len()), (15, 6, 6));
@@ -278,7 +270,7 @@ mod tests {
             }
         }
 
-        let mut short = filled(4, 4, [255, 255, 255]);
+        let mut short = RgbFrame::filled(4, 4, [255, 255, 255]);
         short.data.truncate(4 * 3 * 2 + 5);
         rgb_to_i420(&short, &mut out);
         assert_eq!(out.y[..8], [235; 8]);

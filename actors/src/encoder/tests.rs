@@ -54,6 +54,29 @@ fn forced(actions: &[Action]) -> bool {
 const CHANGED: FrameChange = FrameChange::Changed { fraction: 0.01 };
 const STILL: FrameChange = FrameChange::Unchanged;
 
+/// Feeds `n` changed frames at 30 fps, each encoded at once (as an IDR when forced), calling
+/// `after` after each; returns how many were forced IDRs.
+fn changing_frames(
+    c: &mut EncoderCore<TestSink>,
+    n: u64,
+    mut after: impl FnMut(&mut EncoderCore<TestSink>),
+) -> usize {
+    let mut out = Vec::new();
+    let mut forced_count = 0;
+    for seq in 1..=n {
+        out.clear();
+        let now = seq * 33_000;
+        c.captured(now, grab(seq, CHANGED, (1280, 720)), &mut out);
+        let key = forced(&out);
+        forced_count += usize::from(key);
+        if job(&out).is_some() {
+            c.encoded(now + 1, report(seq, Some(key)));
+        }
+        after(c);
+    }
+    forced_count
+}
+
 #[test]
 fn first_viewer_starts_capture_at_once_and_gets_an_idr_of_a_still_screen() {
     let mut c = core();
@@ -186,17 +209,7 @@ fn a_stalled_viewer_causes_no_idr_storm() {
     let stalled = TestSink::new(1);
     c.join(1, Codec::H264, stalled.clone(), true, &mut out);
     c.join(2, Codec::H264, TestSink::new(100), true, &mut out);
-    let mut forced_count = 0;
-    for seq in 1..=60u64 {
-        out.clear();
-        let now = seq * 33_000;
-        c.captured(now, grab(seq, CHANGED, (1280, 720)), &mut out);
-        let key = forced(&out);
-        forced_count += usize::from(key);
-        if job(&out).is_some() {
-            c.encoded(now + 1, report(seq, Some(key)));
-        }
-    }
+    let forced_count = changing_frames(&mut c, 60, |_| {});
     assert_eq!(forced_count, 1, "only the joiners' first IDR");
     assert_eq!(stalled.queue.borrow().len(), 1);
 }
@@ -279,18 +292,8 @@ fn a_client_asking_for_keyframes_is_rate_limited_like_everyone() {
     let mut c = core();
     let mut out = Vec::new();
     c.join(1, Codec::H264, TestSink::new(8), true, &mut out);
-    let mut forced_count = 0;
-    for seq in 1..=30u64 {
-        out.clear();
-        let now = seq * 33_000;
-        c.captured(now, grab(seq, CHANGED, (1280, 720)), &mut out);
-        let key = forced(&out);
-        forced_count += usize::from(key);
-        if job(&out).is_some() {
-            c.encoded(now + 1, report(seq, Some(key)));
-        }
-        c.keyframe_request(1); // a decoder that fails on every frame
-    }
+    // A decoder that fails on every frame.
+    let forced_count = changing_frames(&mut c, 30, |c| c.keyframe_request(1));
     // One for joining, then at most one per 250 ms over a second.
     assert!(forced_count <= 5, "{forced_count} IDRs in 1 s");
 }
