@@ -1030,6 +1030,17 @@ pub mod ws {
             code: proto::ErrorCode,
             message: String,
         },
+        HidStatus(proto::HidStatus),
+        PasteDone {
+            typed: u32,
+            unknown: String,
+        },
+        Atx(proto::AtxState),
+        AtxDone {
+            action: proto::AtxKind,
+            ok: bool,
+            message: String,
+        },
     }
 
     impl Msg {
@@ -1052,6 +1063,21 @@ pub mod ws {
                 ServerMsg::Settings(s) => Msg::Settings(s),
                 ServerMsg::Error { code, message } => Msg::Error {
                     code,
+                    message: message.to_string(),
+                },
+                ServerMsg::HidStatus(s) => Msg::HidStatus(s),
+                ServerMsg::PasteDone { typed, unknown } => Msg::PasteDone {
+                    typed,
+                    unknown: unknown.to_string(),
+                },
+                ServerMsg::Atx(s) => Msg::Atx(s),
+                ServerMsg::AtxDone {
+                    action,
+                    ok,
+                    message,
+                } => Msg::AtxDone {
+                    action,
+                    ok,
                     message: message.to_string(),
                 },
             }

@@ -159,6 +159,33 @@ const u64 = varint(64, 'u64');
 // A byte slice's length is a usize, which postcard writes as a varint of 64 bits.
 const usize = varint(64, 'length');
 
+// postcard writes i8 as its two's-complement byte and wider signed integers as zigzag varints.
+const i8 = {
+  encode(w, value) {
+    if (!Number.isInteger(value) || value < -128 || value > 127) {
+      throw new ProtocolError(`i8: ${String(value)} is out of range`);
+    }
+    w.byte(value & 0xff);
+  },
+  decode(r) {
+    const b = r.byte();
+    return b > 127 ? b - 256 : b;
+  },
+};
+
+const i16 = {
+  encode(w, value) {
+    if (!Number.isInteger(value) || value < -32768 || value > 32767) {
+      throw new ProtocolError(`i16: ${String(value)} is out of range`);
+    }
+    u16.encode(w, value < 0 ? -2 * value - 1 : 2 * value);
+  },
+  decode(r) {
+    const z = u16.decode(r);
+    return z & 1 ? -(z + 1) / 2 : z / 2;
+  },
+};
+
 const bool = {
   encode(w, value) {
     if (typeof value !== 'boolean') throw new ProtocolError(`bool: got ${String(value)}`);
@@ -199,6 +226,25 @@ const str = {
 };
 
 // ---- composite types ----------------------------------------------------------------------
+
+/** `Option<T>`: `null` for `None`, the value itself for `Some`. */
+function option(type) {
+  return {
+    encode(w, value) {
+      if (value === null || value === undefined) {
+        w.byte(0);
+      } else {
+        w.byte(1);
+        type.encode(w, value);
+      }
+    },
+    decode(r) {
+      const tag = r.byte();
+      if (tag > 1) throw new ProtocolError(`bad option tag ${tag}`);
+      return tag === 1 ? type.decode(r) : null;
+    },
+  };
+}
 
 /** A struct: its fields in declaration order, as [name, type] pairs. */
 function struct(name, fields) {
@@ -310,6 +356,51 @@ const ErrorCode = enumeration('ErrorCode', [
   ['InvalidSettings', null],
   ['TooLarge', null],
   ['Unavailable', null],
+  ['Busy', null],
+]);
+
+const KeyboardLayout = enumeration('KeyboardLayout', [
+  ['Us', null],
+  ['De', null],
+  ['Fr', null],
+  ['Uk', null],
+]);
+
+const HidLink = enumeration('HidLink', [
+  ['Ready', null],
+  ['Retrying', null],
+  ['Absent', null],
+]);
+
+const KeyboardLeds = struct('KeyboardLeds', [
+  ['num_lock', bool],
+  ['caps_lock', bool],
+  ['scroll_lock', bool],
+]);
+
+const HidStatus = struct('HidStatus', [
+  ['keyboard', HidLink],
+  ['mouse', HidLink],
+  ['absolute', HidLink],
+  ['leds', option(KeyboardLeds)],
+]);
+
+const AtxAction = enumeration('AtxAction', [
+  ['Power', null],
+  ['PowerLong', struct('PowerLong', [['ms', u32]])],
+  ['Reset', null],
+]);
+
+const AtxKind = enumeration('AtxKind', [
+  ['Power', null],
+  ['PowerLong', null],
+  ['Reset', null],
+]);
+
+const AtxState = struct('AtxState', [
+  ['power_led', bool],
+  ['hdd_led', option(bool)],
+  ['busy', option(AtxKind)],
 ]);
 
 const ClientMsg = enumeration('ClientMsg', [
@@ -318,6 +409,14 @@ const ClientMsg = enumeration('ClientMsg', [
   ['RequestKeyframe', struct('RequestKeyframe', [['reason', KeyframeReason]])],
   ['Visibility', struct('Visibility', [['visible', bool]])],
   ['SetStreamSettings', StreamSettings],
+  ['KeyDown', struct('KeyDown', [['usage', u8]])],
+  ['KeyUp', struct('KeyUp', [['usage', u8]])],
+  ['ReleaseAll', null],
+  ['PointerAbs', struct('PointerAbs', [['x', u16], ['y', u16], ['buttons', u8], ['wheel', i8]])],
+  ['PointerRel', struct('PointerRel', [['dx', i16], ['dy', i16], ['buttons', u8], ['wheel', i8]])],
+  ['Paste', struct('Paste', [['text', str], ['layout', KeyboardLayout]])],
+  ['KeepAlive', null],
+  ['Atx', AtxAction],
 ]);
 
 const ServerMsg = enumeration('ServerMsg', [
@@ -327,6 +426,10 @@ const ServerMsg = enumeration('ServerMsg', [
   ['VideoStatus', VideoStatus],
   ['Settings', StreamSettings],
   ['Error', struct('Error', [['code', ErrorCode], ['message', str]])],
+  ['HidStatus', HidStatus],
+  ['PasteDone', struct('PasteDone', [['typed', u32], ['unknown', str]])],
+  ['Atx', AtxState],
+  ['AtxDone', struct('AtxDone', [['action', AtxKind], ['ok', bool], ['message', str]])],
 ]);
 
 // ---- entry points -------------------------------------------------------------------------

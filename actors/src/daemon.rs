@@ -9,12 +9,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
+use nanokvm_protocol::{AtxState, HidLink, HidStatus};
 use smol::LocalExecutor;
 
 use crate::clock::Clock;
 use crate::config::{BackendChoice, Config, SourceSpec};
 use crate::media::{self, MediaError, ReplaySource, Source};
 use crate::metrics::Metrics;
+use crate::session::DeviceFeeds;
+use crate::watch::watch;
 use crate::{capture, encoder, web};
 
 #[derive(Debug)]
@@ -125,6 +128,19 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             metrics.clone(),
         ))
         .detach();
+        // Until the hid and atx actors own these, clients are told truthfully that there is
+        // no keyboard, mouse or front panel.
+        let (_hid_status, hid_feed) = watch(HidStatus {
+            keyboard: HidLink::Absent,
+            mouse: HidLink::Absent,
+            absolute: HidLink::Absent,
+            leds: None,
+        });
+        let (_atx_state, atx_feed) = watch(AtxState {
+            power_led: false,
+            hdd_led: None,
+            busy: None,
+        });
         let app = Rc::new(web::App::new(
             encoder_tx,
             media.handle.commands.clone(),
@@ -134,6 +150,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             Rc::downgrade(&ex),
             sim,
             jpeg_available,
+            DeviceFeeds {
+                hid: hid_feed,
+                atx: atx_feed,
+            },
         ));
         ex.spawn(web::serve(listener, app)).detach();
 

@@ -16,6 +16,7 @@ mod session;
 mod sim;
 #[cfg(test)]
 mod timing;
+mod watch;
 mod web;
 
 use std::process::ExitCode;

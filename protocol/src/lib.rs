@@ -7,9 +7,11 @@
 //! Compatibility rule: variants and fields are only ever appended. A change that reorders or
 //! removes anything bumps [`PROTOCOL_VERSION`].
 
+mod device;
 mod settings;
 mod video;
 
+pub use device::{AtxAction, AtxKind, AtxState, HidLink, HidStatus, KeyboardLayout, KeyboardLeds};
 pub use settings::{Resolution, SettingsError, StreamSettings};
 pub use video::{VideoHeader, VideoPrefix, VIDEO_PREFIX_MAX};
 
@@ -57,6 +59,39 @@ pub enum ClientMsg {
     },
     /// Change the (shared) stream settings; every client is told the result.
     SetStreamSettings(StreamSettings),
+    /// A key went down: its HID usage (page 7), modifiers included (0xE0..=0xE7).
+    KeyDown {
+        usage: u8,
+    },
+    KeyUp {
+        usage: u8,
+    },
+    /// Release every key and button this client holds (the page lost focus).
+    ReleaseAll,
+    /// The absolute pointer: `x`, `y` in 0..=32767 across the picture, buttons bit 0 left,
+    /// 1 right, 2 middle, 3 back, 4 forward; `wheel` in detents, positive = away from the user.
+    PointerAbs {
+        x: u16,
+        y: u16,
+        buttons: u8,
+        wheel: i8,
+    },
+    /// A relative move (pointer lock); the server splits large moves into reports.
+    PointerRel {
+        dx: i16,
+        dy: i16,
+        buttons: u8,
+        wheel: i8,
+    },
+    /// Type this text on the target, for its keyboard layout; answered with `PasteDone`.
+    Paste {
+        text: String,
+        layout: KeyboardLayout,
+    },
+    /// Sent while keys or buttons are held: a client silent for 1 s has them released.
+    KeepAlive,
+    /// Press a front-panel button; answered with `AtxDone`.
+    Atx(AtxAction),
 }
 
 /// Server → client.
@@ -86,6 +121,22 @@ pub enum ServerMsg<'a> {
         code: ErrorCode,
         message: &'a str,
     },
+    /// After `Hello` and whenever it changes.
+    HidStatus(HidStatus),
+    /// A paste finished: how many characters were typed, and the ones the layout cannot type
+    /// (each listed once), which were skipped.
+    PasteDone {
+        typed: u32,
+        unknown: &'a str,
+    },
+    /// After `Hello` and whenever the LEDs or the press in progress change.
+    Atx(AtxState),
+    /// A press finished (`ok`), or was refused or failed (`message` says why).
+    AtxDone {
+        action: AtxKind,
+        ok: bool,
+        message: &'a str,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +159,8 @@ pub enum ErrorCode {
     InvalidSettings,
     TooLarge,
     Unavailable,
+    /// Refused because something else is in progress (a button press, a paste).
+    Busy,
 }
 
 #[derive(Debug, PartialEq)]

@@ -49,6 +49,41 @@ pub(crate) fn golden_client() -> Vec<(&'static str, ClientMsg)> {
                 jpeg_quality: 95,
             }),
         ),
+        ("client_key_down", ClientMsg::KeyDown { usage: 0xE6 }),
+        ("client_key_up", ClientMsg::KeyUp { usage: 0x04 }),
+        ("client_release_all", ClientMsg::ReleaseAll),
+        (
+            "client_pointer_abs",
+            ClientMsg::PointerAbs {
+                x: 32767,
+                y: 200,
+                buttons: 0b1_0001,
+                wheel: -1,
+            },
+        ),
+        (
+            "client_pointer_rel",
+            ClientMsg::PointerRel {
+                dx: -300,
+                dy: 127,
+                buttons: 2,
+                wheel: 3,
+            },
+        ),
+        (
+            "client_paste",
+            ClientMsg::Paste {
+                text: "Grüße €@\n".into(),
+                layout: KeyboardLayout::De,
+            },
+        ),
+        ("client_keep_alive", ClientMsg::KeepAlive),
+        ("client_atx_power", ClientMsg::Atx(AtxAction::Power)),
+        (
+            "client_atx_power_long",
+            ClientMsg::Atx(AtxAction::PowerLong { ms: 12_000 }),
+        ),
+        ("client_atx_reset", ClientMsg::Atx(AtxAction::Reset)),
     ]
 }
 
@@ -116,6 +151,66 @@ pub(crate) fn golden_server() -> Vec<(&'static str, ServerMsg<'static>)> {
             ServerMsg::Error {
                 code: ErrorCode::InvalidSettings,
                 message: "fps = 99 is out of range",
+            },
+        ),
+        (
+            "server_hid_status",
+            ServerMsg::HidStatus(HidStatus {
+                keyboard: HidLink::Ready,
+                mouse: HidLink::Retrying,
+                absolute: HidLink::Absent,
+                leds: Some(KeyboardLeds {
+                    num_lock: true,
+                    caps_lock: false,
+                    scroll_lock: true,
+                }),
+            }),
+        ),
+        (
+            "server_hid_status_no_leds",
+            ServerMsg::HidStatus(HidStatus {
+                keyboard: HidLink::Absent,
+                mouse: HidLink::Absent,
+                absolute: HidLink::Absent,
+                leds: None,
+            }),
+        ),
+        (
+            "server_paste_done",
+            ServerMsg::PasteDone {
+                typed: 300,
+                unknown: "€✓",
+            },
+        ),
+        (
+            "server_atx",
+            ServerMsg::Atx(AtxState {
+                power_led: true,
+                hdd_led: None,
+                busy: Some(AtxKind::PowerLong),
+            }),
+        ),
+        (
+            "server_atx_idle",
+            ServerMsg::Atx(AtxState {
+                power_led: false,
+                hdd_led: Some(true),
+                busy: None,
+            }),
+        ),
+        (
+            "server_atx_done",
+            ServerMsg::AtxDone {
+                action: AtxKind::Reset,
+                ok: false,
+                message: "a power press is in progress",
+            },
+        ),
+        (
+            "server_error_busy",
+            ServerMsg::Error {
+                code: ErrorCode::Busy,
+                message: "busy",
             },
         ),
     ]

@@ -89,8 +89,12 @@ test('a bool byte other than 0 or 1 is refused', () => {
 });
 
 test('an unknown variant index is refused', () => {
-  assert.throws(() => decodeClientMsg(fromHex('05')), { message: /ClientMsg: bad variant index 5/ });
-  assert.throws(() => decodeServerMsg(fromHex('06')), { message: /ServerMsg: bad variant index 6/ });
+  assert.throws(() => decodeClientMsg(fromHex('0d')), { message: /ClientMsg: bad variant index 13/ });
+  assert.throws(() => decodeServerMsg(fromHex('0a')), { message: /ServerMsg: bad variant index 10/ });
+  // Atx(AtxAction 3)
+  assert.throws(() => decodeClientMsg(fromHex('0c03')), { message: /AtxAction: bad variant/ });
+  // HidStatus with leds = Option tag 2
+  assert.throws(() => decodeServerMsg(fromHex('06000000' + '02')), { message: /bad option tag 2/ });
   // RequestKeyframe { reason: 2 }
   assert.throws(() => decodeClientMsg(fromHex('0202')), { message: /KeyframeReason: bad variant/ });
   // SetStreamSettings with resolution 3

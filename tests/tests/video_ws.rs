@@ -60,13 +60,18 @@ fn assert_decodes(who: &str, frames: &[Frame], w: usize, h: usize) {
     }
 }
 
+/// The video status that follows `Hello`; only the device state (HID, front panel), which is
+/// also sent on joining, may come first.
 async fn expect_status(c: &mut WsClient) -> VideoStatus {
-    match c.recv(SECS(2)).await {
-        Msg::VideoStatus(s) => s,
-        other => panic!(
-            "expected VideoStatus right after Hello, got {}",
-            other.describe()
-        ),
+    loop {
+        match c.recv(SECS(2)).await {
+            Msg::VideoStatus(s) => return s,
+            Msg::HidStatus(_) | Msg::Atx(_) => {}
+            other => panic!(
+                "expected VideoStatus right after Hello, got {}",
+                other.describe()
+            ),
+        }
     }
 }
 

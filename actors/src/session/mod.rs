@@ -5,13 +5,42 @@
 mod run;
 mod ws_out;
 
-pub use run::run;
+pub use run::{run, SessionLinks};
 pub use ws_out::{DiscardWrites, WsWriter};
 
-use nanokvm_protocol::{ClientMsg, ErrorCode, ServerMsg, StreamSettings, PROTOCOL_VERSION};
+use futures_lite::future;
+use nanokvm_protocol::{
+    AtxState, ClientMsg, ErrorCode, HidStatus, ServerMsg, StreamSettings, PROTOCOL_VERSION,
+};
 
 use crate::clock::Micros;
 use crate::encoder::ViewerEvent;
+use crate::watch::WatchReceiver;
+
+/// The device state every client is shown, as published by the hid and atx actors.
+#[derive(Clone)]
+pub struct DeviceFeeds {
+    pub hid: WatchReceiver<HidStatus>,
+    pub atx: WatchReceiver<AtxState>,
+}
+
+impl DeviceFeeds {
+    /// The current state of everything, as messages (sent right after the server's `Hello`).
+    pub fn snapshot(&mut self, out: &mut Vec<Vec<u8>>) {
+        out.push(ServerMsg::HidStatus(self.hid.current()).encode());
+        out.push(ServerMsg::Atx(self.atx.current()).encode());
+    }
+
+    /// The next change of any of them, as a message.
+    pub async fn changed(&mut self) -> Vec<u8> {
+        let (hid, atx) = (&mut self.hid, &mut self.atx);
+        future::or(
+            async { ServerMsg::HidStatus(hid.changed().await).encode() },
+            async { ServerMsg::Atx(atx.changed().await).encode() },
+        )
+        .await
+    }
+}
 
 /// WebSocket close codes (RFC 6455 §7.4.1) this server uses.
 pub mod close {
@@ -154,6 +183,14 @@ impl SessionCore {
             (true, ClientMsg::SetStreamSettings(s)) => {
                 out.push(SessionAction::Request(Request::Settings(s)))
             }
+            // Input and power control arrive with the hid and atx actors.
+            (true, _) => out.push(SessionAction::Reply(
+                ServerMsg::Error {
+                    code: ErrorCode::Unavailable,
+                    message: "keyboard, mouse and power control are not available in this build",
+                }
+                .encode(),
+            )),
         }
     }
 }

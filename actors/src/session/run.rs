@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, StreamExt};
 use nanokvm_protocol::Codec;
 
-use super::{close, Inbound, Request, SessionAction, SessionCore, WsWriter};
+use super::{close, DeviceFeeds, Inbound, Request, SessionAction, SessionCore, WsWriter};
 use crate::clock::Clock;
 use crate::encoder::{EncoderMsg, Membership, ViewerEvent};
 use crate::hub::ViewerId;
@@ -65,18 +65,32 @@ struct Queues {
     events: Sender<ViewerEvent>,
 }
 
+/// What a session is connected to besides its socket.
+pub struct SessionLinks {
+    pub encoder: Sender<EncoderMsg>,
+    pub clock: Clock,
+    /// Closed when the daemon shuts down.
+    pub shutdown: Receiver<()>,
+    pub metrics: Arc<Metrics>,
+    pub devices: DeviceFeeds,
+}
+
 pub async fn run<R, W>(
     mut ws: WebSocketStream<R>,
     mut out: WsWriter<W>,
     id: ViewerId,
-    encoder: Sender<EncoderMsg>,
-    clock: Clock,
-    shutdown: Receiver<()>,
-    metrics: Arc<Metrics>,
+    links: SessionLinks,
 ) where
     R: AsyncRead + AsyncWrite + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let SessionLinks {
+        encoder,
+        clock,
+        shutdown,
+        metrics,
+        devices,
+    } = links;
     let (frames_tx, frames_rx) = async_channel::bounded(FRAME_QUEUE);
     let (events_tx, events_rx) = async_channel::bounded(16);
     let (control_tx, control_rx) = async_channel::bounded(16);
@@ -88,7 +102,9 @@ pub async fn run<R, W>(
     };
     let ending = future::or(
         read(&mut ws, id, &encoder, clock, &control_tx, queues),
-        write(&mut out, id, frames_rx, events_rx, control_rx, &shutdown),
+        write(
+            &mut out, id, frames_rx, events_rx, control_rx, &shutdown, devices,
+        ),
     )
     .await;
     // No more frames for a session that is closing.
@@ -209,6 +225,7 @@ fn encoder_msg(id: ViewerId, request: Request, queues: &mut Option<Queues>) -> O
 
 /// Writes to the client until the session ends: at shutdown, on a failed write (the peer is
 /// gone or took nothing for the write deadline) or when the reader hands over a close.
+#[allow(clippy::too_many_arguments)]
 async fn write<W>(
     out: &mut WsWriter<W>,
     id: ViewerId,
@@ -216,6 +233,7 @@ async fn write<W>(
     events: Receiver<ViewerEvent>,
     control: Receiver<Control>,
     shutdown: &Receiver<()>,
+    mut devices: DeviceFeeds,
 ) -> Ending
 where
     W: AsyncWrite + Unpin,
@@ -223,10 +241,13 @@ where
     enum Next {
         Frame(EncodedFrame),
         Event(ViewerEvent),
+        Device(Vec<u8>),
         Control(Control),
         Ping,
         Shutdown,
     }
+    // Device state is the client's business only once it has said Hello (after `Welcome`).
+    let mut welcomed = false;
     let mut ping_timer = smol::Timer::interval(PING_INTERVAL);
     let mut messages = Vec::new();
     loop {
@@ -238,7 +259,15 @@ where
             },
             async { Next::Control(recv_or_pending(&control).await) },
         );
-        let events = async { Next::Event(recv_or_pending(&events).await) };
+        let events = future::or(
+            async { Next::Event(recv_or_pending(&events).await) },
+            async {
+                if !welcomed {
+                    future::pending::<()>().await;
+                }
+                Next::Device(devices.changed().await)
+            },
+        );
         let frames = async { Next::Frame(recv_or_pending(&frames).await) };
         let ping = async {
             ping_timer.next().await;
@@ -251,8 +280,13 @@ where
             Next::Ping => out.ping().await,
             Next::Event(event) => {
                 super::event(&event, &mut messages);
+                if !welcomed && matches!(event, ViewerEvent::Welcome { .. }) {
+                    welcomed = true;
+                    devices.snapshot(&mut messages);
+                }
                 send_all(out, &mut messages).await
             }
+            Next::Device(message) => out.binary(&Bytes::from(message)).await,
             Next::Control(Control::Reply(bytes)) => out.binary(&bytes).await,
             Next::Control(Control::Pong(payload)) => out.pong(&payload).await,
             Next::Control(Control::End(ending)) => return ending,

@@ -29,6 +29,7 @@ use crate::encoder::EncoderMsg;
 use crate::hub::ViewerId;
 use crate::media::MediaCmd;
 use crate::metrics::Metrics;
+use crate::session::DeviceFeeds;
 use write_deadline::WriteDeadline;
 
 /// A peer that accepts no bytes for this long is disconnected (HTTP and WebSocket alike).
@@ -53,6 +54,8 @@ pub struct App {
     pub executor: Weak<LocalExecutor<'static>>,
     pub sim: bool,
     pub jpeg_available: bool,
+    /// What every session shows of the keyboard, mouse and front panel.
+    pub devices: DeviceFeeds,
     next_id: Cell<ViewerId>,
     connections: Cell<usize>,
 }
@@ -68,6 +71,7 @@ impl App {
         executor: Weak<LocalExecutor<'static>>,
         sim: bool,
         jpeg_available: bool,
+        devices: DeviceFeeds,
     ) -> Self {
         Self {
             encoder,
@@ -78,6 +82,7 @@ impl App {
             executor,
             sim,
             jpeg_available,
+            devices,
             next_id: Cell::new(1),
             connections: Cell::new(0),
         }

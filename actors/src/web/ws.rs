@@ -17,7 +17,7 @@ use smol_hyper::rt::FuturesIo;
 
 use super::write_deadline::WriteDeadline;
 use super::{respond, App, Body, TEXT};
-use crate::session::{DiscardWrites, WsWriter};
+use crate::session::{DiscardWrites, SessionLinks, WsWriter};
 
 fn header_has(req: &Request<Incoming>, name: hyper::header::HeaderName, token: &str) -> bool {
     req.headers()
@@ -136,10 +136,13 @@ pub fn upgrade(mut req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
             ws,
             WsWriter::new(write_side),
             id,
-            session_app.encoder.clone(),
-            session_app.clock,
-            session_app.shutdown.clone(),
-            session_app.metrics.clone(),
+            SessionLinks {
+                encoder: session_app.encoder.clone(),
+                clock: session_app.clock,
+                shutdown: session_app.shutdown.clone(),
+                metrics: session_app.metrics.clone(),
+                devices: session_app.devices.clone(),
+            },
         )
         .await;
         log::info!("session {id} ended");
