@@ -76,6 +76,20 @@ fn sim_source() -> Result<Source, DaemonError> {
     Ok(Source::Sim(Box::new(SimCapture::new(SimScreen::new()))))
 }
 
+/// The sim's stand-in for the device's `/dev` and `/sys`, removed again at exit.
+#[cfg(feature = "sim")]
+fn sim_root() -> Result<crate::sim::root::SimRoot, DaemonError> {
+    let root = crate::sim::root::SimRoot::create()
+        .map_err(|e| DaemonError::Io("creating the simulated target's directory", e))?;
+    log::info!("simulated target's files under {}", root.path().display());
+    Ok(root)
+}
+
+#[cfg(not(feature = "sim"))]
+fn sim_root() -> Result<(), DaemonError> {
+    Ok(())
+}
+
 #[cfg(not(feature = "sim"))]
 fn sim_source() -> Result<Source, DaemonError> {
     Err(DaemonError::Backend(
@@ -85,6 +99,7 @@ fn sim_source() -> Result<Source, DaemonError> {
 
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let (source, sim) = select_source(&cfg)?;
+    let _sim_root = if sim { Some(sim_root()?) } else { None };
     let jpeg_available = !matches!(source, Source::Replay(_));
     let clock = Clock::start();
     let metrics = Arc::new(Metrics::default());
