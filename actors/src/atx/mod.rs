@@ -23,6 +23,10 @@ pub const LONG_PRESS_MS: std::ops::RangeInclusive<u32> = 1_000..=30_000;
 /// The default "force off" press.
 pub const DEFAULT_LONG_PRESS_MS: u32 = 12_000;
 
+/// After a button is let go, the next press waits this long: a board (or the simulated target,
+/// which looks at its buttons every 10 ms) must see the release to see the next press.
+pub const RELEASE_GAP_MS: u32 = 200;
+
 /// A power-LED change counts once the new level has held this long (two samples apart):
 /// a single glitchy read never reaches the clients.
 const POWER_LED_SETTLE_US: Micros = 15_000;
@@ -47,6 +51,31 @@ pub struct Press {
     pub until: Micros,
 }
 
+/// What is due when the press timer fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Let go of the button now.
+    Release(Press),
+    /// The release gap is over: the press is finished and the next one may start.
+    Done(Press),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Busy {
+    press: Press,
+    released: bool,
+}
+
+impl Busy {
+    fn deadline(&self) -> Micros {
+        if self.released {
+            self.press.until + Micros::from(RELEASE_GAP_MS) * 1000
+        } else {
+            self.press.until
+        }
+    }
+}
+
 /// Why a press was not started. Nothing was pressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -62,7 +91,7 @@ impl std::fmt::Display for Refusal {
             Refusal::Busy(kind) => write!(
                 f,
                 "a {} press is in progress; wait until it ends",
-                kind_name(*kind)
+                describe(*kind)
             ),
             Refusal::Duration(ms) => write!(
                 f,
@@ -74,7 +103,16 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// The name of a kind of press in messages and JSON (`power`, `power_long`, `reset`).
+/// A kind of press in words, for messages.
+pub fn describe(kind: AtxKind) -> &'static str {
+    match kind {
+        AtxKind::Power => "power",
+        AtxKind::PowerLong => "long power (force off)",
+        AtxKind::Reset => "reset",
+    }
+}
+
+/// The name of a kind of press in JSON (`power`, `power_long`, `reset`).
 pub fn kind_name(kind: AtxKind) -> &'static str {
     match kind {
         AtxKind::Power => "power",
@@ -138,7 +176,7 @@ impl Activity {
 /// The front panel's logic. See the module documentation.
 #[derive(Debug)]
 pub struct AtxCore {
-    busy: Option<Press>,
+    busy: Option<Busy>,
     power_led: SettledLevel,
     /// `None` on boards without an HDD LED input.
     hdd_led: Option<Activity>,
@@ -158,8 +196,8 @@ impl AtxCore {
     /// Starts a press unless one is running or the duration is out of range. The caller drives
     /// the line and calls [`Self::abort`] if that fails.
     pub fn request(&mut self, now: Micros, action: AtxAction) -> Result<Press, Refusal> {
-        if let Some(p) = self.busy {
-            return Err(Refusal::Busy(p.kind));
+        if let Some(b) = self.busy {
+            return Err(Refusal::Busy(b.press.kind));
         }
         let (button, ms) = match action {
             AtxAction::Power => (Button::Power, SHORT_PRESS_MS),
@@ -173,7 +211,10 @@ impl AtxCore {
             ms,
             until: now + Micros::from(ms) * 1000,
         };
-        self.busy = Some(press);
+        self.busy = Some(Busy {
+            press,
+            released: false,
+        });
         Ok(press)
     }
 
@@ -182,22 +223,31 @@ impl AtxCore {
         self.busy = None;
     }
 
-    /// When the press in progress ends.
+    /// When [`Self::due`] has something to do next.
     pub fn deadline(&self) -> Option<Micros> {
-        self.busy.map(|p| p.until)
+        self.busy.map(|b| b.deadline())
     }
 
-    /// The press that has ended by `now`: its line is to be released.
-    pub fn due(&mut self, now: Micros) -> Option<Press> {
-        match self.busy {
-            Some(p) if now >= p.until => self.busy.take(),
-            _ => None,
+    /// What the press in progress needs by `now`: the button released, or the press finished.
+    pub fn due(&mut self, now: Micros) -> Option<Due> {
+        let b = self.busy.as_mut()?;
+        if now < b.deadline() {
+            return None;
+        }
+        if b.released {
+            let press = b.press;
+            self.busy = None;
+            Some(Due::Done(press))
+        } else {
+            b.released = true;
+            Some(Due::Release(b.press))
         }
     }
 
-    /// Ends the press in progress early (shutdown): its line is to be released now.
+    /// Ends the press in progress at once (shutdown); returns it when its button is still to
+    /// be released.
     pub fn interrupt(&mut self) -> Option<Press> {
-        self.busy.take()
+        self.busy.take().filter(|b| !b.released).map(|b| b.press)
     }
 
     /// One reading of the LED inputs: `true` is lit. A line that could not be read is `None`
@@ -217,7 +267,7 @@ impl AtxCore {
         AtxState {
             power_led: self.power_led.shown,
             hdd_led: self.hdd_led.map(|h| h.shown(self.now)),
-            busy: self.busy.map(|p| p.kind),
+            busy: self.busy.map(|b| b.press.kind),
         }
     }
 }

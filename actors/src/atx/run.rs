@@ -12,7 +12,7 @@ use futures_lite::{future, StreamExt};
 use nanokvm_protocol::{AtxAction, AtxKind, AtxState};
 use smol::Timer;
 
-use super::{hw_file, kind_name, value_path, AtxCore, Button, Press, Refusal, Variant};
+use super::{describe, hw_file, value_path, AtxCore, Button, Due, Press, Refusal, Variant};
 use crate::clock::{Clock, Micros};
 use crate::watch::WatchSender;
 
@@ -289,9 +289,11 @@ pub async fn run(
 
     let mut core = AtxCore::new(lines.hdd_led.is_some());
     let mut press_timer = Timer::never();
+    let mut armed: Option<Micros> = None;
     let mut sampler = Timer::interval(SAMPLE_PERIOD);
-    // Who asked for the press in progress.
+    // Who asked for the press in progress, and how it went (told when it is finished).
     let mut requester: Option<Sender<AtxReply>> = None;
+    let mut outcome = (false, String::new());
 
     enum Input {
         Shutdown,
@@ -322,6 +324,9 @@ pub async fn run(
         )
         .await;
         let now = clock.now_us();
+        // A timer that fired must be armed again even for the same deadline (due() said
+        // "not yet").
+        let fired = matches!(input, Input::PressEnd);
         match input {
             Input::Shutdown => {
                 if let Some(press) = core.interrupt() {
@@ -329,7 +334,7 @@ pub async fn run(
                     let result = release(&mut power, &mut reset, press);
                     log::info!(
                         "shutting down: the {} press was cut short after {} ms",
-                        kind_name(press.kind),
+                        describe(press.kind),
                         held / 1000
                     );
                     if let Some(to) = requester.take() {
@@ -353,39 +358,34 @@ pub async fn run(
                 state.set(core.state());
                 return;
             }
-            Input::PressEnd => {
-                press_timer = Timer::never();
-                match core.due(now) {
-                    Some(press) => {
-                        let result = release(&mut power, &mut reset, press);
-                        let (ok, message) = match result {
-                            Ok(()) => (
-                                true,
-                                format!("{} pressed for {} ms", kind_name(press.kind), press.ms),
-                            ),
-                            Err(e) => {
-                                log::error!("releasing the button: {e}");
-                                (false, format!("could not release the button: {e}"))
-                            }
-                        };
-                        if let Some(to) = requester.take() {
-                            reply(
-                                &to,
-                                AtxReply::Finished {
-                                    kind: press.kind,
-                                    ok,
-                                    message,
-                                },
-                            );
+            Input::PressEnd => match core.due(now) {
+                Some(Due::Release(press)) => {
+                    outcome = match release(&mut power, &mut reset, press) {
+                        Ok(()) => (
+                            true,
+                            format!("{} pressed for {} ms", describe(press.kind), press.ms),
+                        ),
+                        Err(e) => {
+                            log::error!("releasing the button: {e}");
+                            (false, format!("could not release the button: {e}"))
                         }
-                    }
-                    None => {
-                        if let Some(until) = core.deadline() {
-                            press_timer.set_at(instant_at(clock, until));
-                        }
+                    };
+                }
+                Some(Due::Done(press)) => {
+                    if let Some(to) = requester.take() {
+                        let (ok, message) = std::mem::take(&mut outcome);
+                        reply(
+                            &to,
+                            AtxReply::Finished {
+                                kind: press.kind,
+                                ok,
+                                message,
+                            },
+                        );
                     }
                 }
-            }
+                None => {}
+            },
             Input::Request(req) => match core.request(now, req.action) {
                 Err(reason) => {
                     log::info!("{:?} refused: {reason}", req.action);
@@ -404,8 +404,7 @@ pub async fn run(
                     };
                     match line.set(true) {
                         Ok(()) => {
-                            log::info!("{} press for {} ms", kind_name(press.kind), press.ms);
-                            press_timer.set_at(instant_at(clock, press.until));
+                            log::info!("{} press for {} ms", describe(press.kind), press.ms);
                             reply(
                                 &req.reply,
                                 AtxReply::Started {
@@ -419,7 +418,7 @@ pub async fn run(
                             core.abort();
                             // A driven line that failed half-way is let go again.
                             let _ = line.set(false);
-                            log::warn!("{} press not possible: {error}", kind_name(press.kind));
+                            log::warn!("{} press not possible: {error}", describe(press.kind));
                             reply(
                                 &req.reply,
                                 AtxReply::Unavailable {
@@ -438,6 +437,15 @@ pub async fn run(
             }
         }
         state.set(core.state());
+        // Re-armed only when the deadline moved (not at every LED sample).
+        let deadline = core.deadline();
+        if deadline != armed || fired {
+            match deadline {
+                Some(at) => press_timer.set_at(instant_at(clock, at)),
+                None => press_timer = Timer::never(),
+            }
+            armed = deadline;
+        }
     }
 }
 

@@ -8,14 +8,24 @@ fn each_action_drives_its_button_for_its_time() {
     let p = core.request(5 * MS, AtxAction::Power).unwrap();
     assert_eq!((p.button, p.ms, p.until), (Button::Power, 800, 805 * MS));
     assert_eq!(core.due(804 * MS), None);
-    assert_eq!(core.due(805 * MS), Some(p));
+    assert_eq!(core.due(805 * MS), Some(Due::Release(p)));
+    // Released, but the next press waits for the gap.
+    assert_eq!(core.deadline(), Some(1005 * MS));
+    assert_eq!(
+        core.request(900 * MS, AtxAction::Reset),
+        Err(Refusal::Busy(AtxKind::Power))
+    );
+    assert_eq!(core.due(1004 * MS), None);
+    assert_eq!(core.due(1005 * MS), Some(Due::Done(p)));
+    assert_eq!(core.deadline(), None);
 
     let p = core.request(0, AtxAction::Reset).unwrap();
     assert_eq!(
         (p.button, p.ms, p.kind),
         (Button::Reset, 800, AtxKind::Reset)
     );
-    assert_eq!(core.due(800 * MS), Some(p));
+    assert_eq!(core.due(800 * MS), Some(Due::Release(p)));
+    assert_eq!(core.due(1000 * MS), Some(Due::Done(p)));
 
     let p = core
         .request(0, AtxAction::PowerLong { ms: 12_000 })
@@ -45,9 +55,11 @@ fn a_press_in_progress_is_never_doubled() {
     assert_eq!(core.deadline(), Some(5_000 * MS));
     assert_eq!(core.state().busy, Some(AtxKind::PowerLong));
     assert_eq!(core.due(4_999 * MS), None);
-    assert!(core.due(5_000 * MS).is_some());
+    assert!(matches!(core.due(5_000 * MS), Some(Due::Release(_))));
+    assert_eq!(core.state().busy, Some(AtxKind::PowerLong));
+    assert!(matches!(core.due(5_200 * MS), Some(Due::Done(_))));
     assert_eq!(core.state().busy, None);
-    assert!(core.request(5_001 * MS, AtxAction::Power).is_ok());
+    assert!(core.request(5_201 * MS, AtxAction::Power).is_ok());
 }
 
 #[test]
