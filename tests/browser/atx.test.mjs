@@ -4,33 +4,21 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
-import { chromium } from 'playwright-core';
-
-import { CHROMIUM, CHROMIUM_ARGS, startDaemon, stopDaemon, waitFor } from './daemon.mjs';
+import { launchChromium, startDaemon, stopDaemon, waitFor } from './daemon.mjs';
 
 const TEST_TIMEOUT_MS = 30_000;
 
 describe('front panel in the console', { timeout: 90_000 }, () => {
   let daemon = null;
-  let profileDir = null;
-  let context = null;
+  let browser = null;
   let page = null;
   const pageErrors = [];
 
   /** Opens the console page (the one place this file does so). */
   async function openConsole() {
-    profileDir = await mkdtemp(join(tmpdir(), 'nanokvm-chromium-'));
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      timeout: 30_000,
-    });
-    const p = context.pages()[0] ?? (await context.newPage());
+    browser = await launchChromium();
+    const p = browser.page;
     p.setDefaultTimeout(10_000);
     p.on('pageerror', (error) => pageErrors.push(error.message));
     await p.goto(daemon.url);
@@ -43,9 +31,8 @@ describe('front panel in the console', { timeout: 90_000 }, () => {
   });
 
   after(async () => {
-    await context?.close().catch(() => {});
+    await browser?.close();
     if (daemon !== null) await stopDaemon(daemon);
-    if (profileDir !== null) await rm(profileDir, { recursive: true, force: true });
   });
 
   async function api(path, init = {}) {

@@ -5,9 +5,14 @@
 // broken daemon or console fails a test instead of hanging the run.
 
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
 
 export const DAEMON = process.env.NANOKVMD_BIN ?? fileURLToPath(new URL('../../target/debug/nanokvmd', import.meta.url));
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
@@ -22,6 +27,26 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 const DAEMON_START_MS = 20_000;
+
+/**
+ * Headless Chromium with a fresh profile. Resolves with its context, its first page and
+ * `close()`, which also removes the profile.
+ */
+export async function launchChromium() {
+  const profileDir = await mkdtemp(join(tmpdir(), 'nanokvm-chromium-'));
+  const context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 30_000,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const close = async () => {
+    await context.close().catch(() => {});
+    await rm(profileDir, { recursive: true, force: true });
+  };
+  return { context, page, close };
+}
 
 /** Starts the daemon and resolves with it and its URL once it prints its listening line. */
 export function startDaemon() {

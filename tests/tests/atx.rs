@@ -163,20 +163,7 @@ fn each_action_is_exactly_one_pulse_of_its_length() {
     // The same over the WebSocket, answered with AtxDone.
     block_on(async {
         let (mut ws, _, _) = WsClient::connect_hello(d.addr(), false).await;
-        ws.send(&ClientMsg::Atx(AtxAction::Reset)).await;
-        let done = ws
-            .recv_until(Duration::from_secs(3), "AtxDone", |m| {
-                matches!(m, Msg::AtxDone { .. })
-            })
-            .await;
-        let Msg::AtxDone {
-            action,
-            ok,
-            message,
-        } = done
-        else {
-            unreachable!()
-        };
+        let (action, ok, message) = press_over_ws(&mut ws, AtxAction::Reset).await;
         assert_eq!((action, ok), (AtxKind::Reset, true), "{message}");
     });
     std::thread::sleep(Duration::from_millis(30));
@@ -201,20 +188,30 @@ fn a_press_in_progress_is_never_doubled() {
     }
     block_on(async {
         let (mut ws, _, _) = WsClient::connect_hello(d.addr(), false).await;
-        ws.send(&ClientMsg::Atx(AtxAction::Power)).await;
-        let done = ws
-            .recv_until(Duration::from_secs(3), "AtxDone", |m| {
-                matches!(m, Msg::AtxDone { .. })
-            })
-            .await;
-        assert!(
-            matches!(&done, Msg::AtxDone { ok: false, message, .. } if message.contains("in progress")),
-            "{done:?}"
-        );
+        let (_, ok, message) = press_over_ws(&mut ws, AtxAction::Power).await;
+        assert!(!ok && message.contains("in progress"), "{message}");
     });
     wait_idle(&d, Duration::from_secs(5));
     assert_one_pulse(&rec.take(), POWER, 1500.0);
     d.assert_running();
+}
+
+/// Sends `action` over the WebSocket and returns the `AtxDone` that answers it.
+async fn press_over_ws(ws: &mut WsClient, action: AtxAction) -> (AtxKind, bool, String) {
+    ws.send(&ClientMsg::Atx(action)).await;
+    let done = ws
+        .recv_until(Duration::from_secs(3), "AtxDone", |m| {
+            matches!(m, Msg::AtxDone { .. })
+        })
+        .await;
+    match done {
+        Msg::AtxDone {
+            action,
+            ok,
+            message,
+        } => (action, ok, message),
+        _ => unreachable!(),
+    }
 }
 
 /// Waits for an `Atx` message matching `pred`; returns it and when it arrived.
@@ -309,16 +306,8 @@ fn missing_gpio_files_are_a_clear_error_and_the_daemon_goes_on() {
     assert!(std::fs::read_dir(&empty).unwrap().next().is_none());
     block_on(async {
         let (mut ws, _, _) = WsClient::connect_hello(d.addr(), true).await;
-        ws.send(&ClientMsg::Atx(AtxAction::Power)).await;
-        let done = ws
-            .recv_until(Duration::from_secs(3), "AtxDone", |m| {
-                matches!(m, Msg::AtxDone { .. })
-            })
-            .await;
-        assert!(
-            matches!(&done, Msg::AtxDone { ok: false, message, .. } if message.contains("gpio503")),
-            "{done:?}"
-        );
+        let (_, ok, message) = press_over_ws(&mut ws, AtxAction::Power).await;
+        assert!(!ok && message.contains("gpio503"), "{message}");
         ws.recv_video(Duration::from_secs(5)).await;
     });
     d.assert_running();
@@ -389,17 +378,9 @@ fn bad_requests_are_refused_and_nothing_is_pressed() {
     }
     block_on(async {
         let (mut ws, _, _) = WsClient::connect_hello(d.addr(), false).await;
-        ws.send(&ClientMsg::Atx(AtxAction::PowerLong { ms: 50 }))
-            .await;
-        let done = ws
-            .recv_until(Duration::from_secs(3), "AtxDone", |m| {
-                matches!(m, Msg::AtxDone { .. })
-            })
-            .await;
-        assert!(
-            matches!(&done, Msg::AtxDone { action: AtxKind::PowerLong, ok: false, message } if message.contains("out of range")),
-            "{done:?}"
-        );
+        let (action, ok, message) = press_over_ws(&mut ws, AtxAction::PowerLong { ms: 50 }).await;
+        assert_eq!((action, ok), (AtxKind::PowerLong, false), "{message}");
+        assert!(message.contains("out of range"), "{message}");
     });
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(rec.take(), vec![], "nothing may be pressed");

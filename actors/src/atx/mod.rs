@@ -9,7 +9,7 @@
 mod lines;
 mod run;
 
-pub use lines::{hw_file, value_path, Lines, Variant};
+pub use lines::{hw_file, value_path, Variant};
 pub use run::{run, AtxConfig, AtxHandle, AtxReply, AtxRequest};
 
 use nanokvm_protocol::{AtxAction, AtxKind, AtxState};

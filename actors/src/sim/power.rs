@@ -19,7 +19,7 @@ use async_channel::{Receiver, Sender};
 use futures_lite::StreamExt;
 use serde::Serialize;
 
-use crate::atx::{value_path, Lines, Variant};
+use crate::atx::{value_path, Variant};
 use crate::clock::{Clock, Micros};
 use crate::media::MediaCmd;
 use crate::watch::WatchSender;
@@ -196,12 +196,7 @@ impl PanelFiles {
     /// Lays out `ROOT/sys/class/gpio/gpioN/{value,direction}` for `variant`'s lines (buttons
     /// released, power LED lit: the sim starts on) and `ROOT/etc/kvm/hw`.
     pub fn create(root: &Path, variant: Variant) -> std::io::Result<PanelFiles> {
-        let Lines {
-            power,
-            reset,
-            power_led,
-            hdd_led,
-        } = variant.lines();
+        let lines = variant.lines();
         let line = |n: u16, direction: &str, value: &str| -> std::io::Result<PathBuf> {
             let path = value_path(root, n);
             if let Some(dir) = path.parent() {
@@ -212,11 +207,11 @@ impl PanelFiles {
             Ok(path)
         };
         let files = PanelFiles {
-            power: line(power, "out\n", "0")?,
-            reset: line(reset, "out\n", "0")?,
+            power: line(lines.power, "out\n", "0")?,
+            reset: line(lines.reset, "out\n", "0")?,
             // Active-low: "0" is lit.
-            power_led: line(power_led, "in\n", "0")?,
-            hdd_led: hdd_led.map(|n| line(n, "in\n", "1")).transpose()?,
+            power_led: line(lines.power_led, "in\n", "0")?,
+            hdd_led: lines.hdd_led.map(|n| line(n, "in\n", "1")).transpose()?,
         };
         let hw = crate::atx::hw_file(root);
         if let Some(dir) = hw.parent() {
