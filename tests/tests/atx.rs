@@ -264,25 +264,62 @@ fn led_changes_reach_a_websocket_client_within_100_ms() {
 }
 
 #[test]
-fn sigterm_during_a_long_press_releases_the_line() {
-    let dir = TempDir::new("atx-sigterm");
+fn sigterm_or_sigint_during_a_long_press_releases_the_line() {
+    for signal in ["TERM", "INT"] {
+        let dir = TempDir::new("atx-signal");
+        let root = scratch_tree(&dir);
+        let mut d = start_with_gpio_root(&dir, &root);
+        let power = value_path(&root, POWER);
+        let r = http::post_json(d.addr(), "/api/atx/power-long", r#"{"ms": 20000}"#);
+        assert_eq!(r.status, 202, "{}", r.summary());
+        assert_eq!(std::fs::read_to_string(&power).unwrap(), "1", "pressed");
+        std::thread::sleep(Duration::from_millis(200));
+        let t0 = Instant::now();
+        d.signal(signal);
+        let status = d
+            .wait_exit(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("still running 5 s after SIG{signal}"));
+        assert!(status.success(), "SIG{signal}: {status:?}");
+        assert_eq!(
+            std::fs::read_to_string(&power).unwrap(),
+            "0",
+            "the button is still pressed after SIG{signal}. Output:\n{}",
+            d.output()
+        );
+        eprintln!(
+            "exit {:?} after SIG{signal}, the line released",
+            t0.elapsed()
+        );
+        assert!(d.output().contains("cut short"), "{}", d.output());
+    }
+}
+
+#[test]
+fn the_board_variant_comes_from_etc_kvm_hw() {
+    let dir = TempDir::new("atx-beta");
     let root = scratch_tree(&dir);
+    // A Cube: reset on gpio505, no HDD LED.
+    std::fs::write(root.join("etc/kvm/hw"), "beta\n").unwrap();
+    std::fs::write(value_path(&root, 505), "0").unwrap();
     let mut d = start_with_gpio_root(&dir, &root);
-    let power = value_path(&root, POWER);
-    let r = http::post_json(d.addr(), "/api/atx/power-long", r#"{"ms": 20000}"#);
+    let state = atx_json(&d);
+    assert_eq!(state["hdd_led"], serde_json::Value::Null, "{state}");
+    let r = http::post_json(d.addr(), "/api/atx/reset", "");
     assert_eq!(r.status, 202, "{}", r.summary());
-    assert_eq!(std::fs::read_to_string(&power).unwrap(), "1", "pressed");
-    std::thread::sleep(Duration::from_millis(200));
-    let (status, took) = d.stop_within(Duration::from_secs(5));
-    assert!(status.success(), "{status:?}");
     assert_eq!(
-        std::fs::read_to_string(&power).unwrap(),
-        "0",
-        "the button is still pressed after exit. Output:\n{}",
-        d.output()
+        std::fs::read_to_string(value_path(&root, 505)).unwrap(),
+        "1"
     );
-    eprintln!("exit {took:?} after SIGTERM, the line released");
-    assert!(d.output().contains("cut short"), "{}", d.output());
+    assert_eq!(
+        std::fs::read_to_string(value_path(&root, RESET)).unwrap(),
+        "0"
+    );
+    wait_idle(&d, Duration::from_secs(5));
+    assert_eq!(
+        std::fs::read_to_string(value_path(&root, 505)).unwrap(),
+        "0"
+    );
+    d.assert_running();
 }
 
 #[test]
