@@ -329,31 +329,30 @@ pub async fn run(
         let fired = matches!(input, Input::PressEnd);
         match input {
             Input::Shutdown => {
-                if let Some(press) = core.interrupt() {
-                    let held = press.ms as Micros * 1000 - press.until.saturating_sub(now);
-                    let result = release(&mut power, &mut reset, press);
+                let busy = core.state().busy;
+                let cut_short = core.interrupt();
+                if let Some(press) = cut_short {
+                    let held = Micros::from(press.ms) * 1000 - press.until.saturating_sub(now);
+                    outcome = match release(&mut power, &mut reset, press) {
+                        Ok(()) => (
+                            false,
+                            format!(
+                                "interrupted after {} ms: the server is shutting down",
+                                held / 1000
+                            ),
+                        ),
+                        Err(e) => (false, format!("could not release the button: {e}")),
+                    };
                     log::info!(
                         "shutting down: the {} press was cut short after {} ms",
                         describe(press.kind),
                         held / 1000
                     );
-                    if let Some(to) = requester.take() {
-                        let message = match result {
-                            Ok(()) => format!(
-                                "interrupted after {} ms: the server is shutting down",
-                                held / 1000
-                            ),
-                            Err(e) => e.to_string(),
-                        };
-                        reply(
-                            &to,
-                            AtxReply::Finished {
-                                kind: press.kind,
-                                ok: false,
-                                message,
-                            },
-                        );
-                    }
+                }
+                // Pressed, or released and in the gap: the requester hears how it went.
+                if let (Some(kind), Some(to)) = (busy, requester.take()) {
+                    let (ok, message) = std::mem::take(&mut outcome);
+                    reply(&to, AtxReply::Finished { kind, ok, message });
                 }
                 state.set(core.state());
                 return;
