@@ -1,6 +1,7 @@
 // The console page: toolbar, settings, stats overlay and the MJPEG fallback. The WebSocket
 // and the H.264 decoder live in video-worker.js, which paints straight onto the canvas.
 
+import { AtxPanel } from './atx.js';
 import { SettingsForm, sameSettings } from './settings.js';
 import { createStats } from './stats.js';
 import { formatStats } from './stats-overlay.js';
@@ -15,6 +16,7 @@ const ui = {
   fullscreenButton: $('fullscreen-button'),
   stage: $('stage'),
   canvas: $('screen'),
+  noSignal: $('no-signal'),
   mjpeg: $('mjpeg'),
   statsOverlay: $('stats-overlay'),
   notice: $('notice'),
@@ -43,6 +45,7 @@ const stats = createStats(mode);
 window.nanokvm = { stats };
 
 const settingsForm = new SettingsForm(ui.settingsForm, applySettings);
+const atx = new AtxPanel(document, (action) => worker.postMessage({ type: 'atx', action }), showNotice);
 settingsForm.allowH264(h264Possible);
 settingsForm.showCodec(mode);
 
@@ -78,6 +81,12 @@ function onWorkerMessage(msg) {
     case 'videoStatus':
       videoStatus = msg.status;
       showVideoInfo();
+      break;
+    case 'atx':
+      atx.showState(msg.state);
+      break;
+    case 'atxDone':
+      atx.showDone(msg.done);
       break;
     case 'serverError':
       showNotice(`Server: ${msg.message} (${msg.code})`);
@@ -118,8 +127,10 @@ function showConnection({ state, code, reason, retryMs }) {
     // The size and rate shown belong to a stream that is gone.
     videoStatus = null;
     ui.videoInfo.textContent = '';
+    ui.noSignal.hidden = true;
   }
   ui.connection.title = ui.connectionText.textContent;
+  atx.setConnected(connected);
   // A daemon that went away took the MJPEG stream with it: open a new one.
   if (connected && !wasConnected) restartMjpeg();
 }
@@ -132,6 +143,7 @@ function showVideoInfo() {
   if (videoStatus === null) return;
   const { signal, width, height, fps } = videoStatus;
   ui.videoInfo.textContent = signal ? `${width}×${height} · ${fps} fps` : 'no signal';
+  ui.noSignal.hidden = signal;
 }
 
 // ---- codec choice and MJPEG ---------------------------------------------------------------

@@ -7,12 +7,15 @@
 //   { type: 'visibility', visible }                 the page was hidden or shown
 //   { type: 'mode', mode }                          "h264" | "mjpeg", the user's codec choice
 //   { type: 'settings', settings }                  send SetStreamSettings
+//   { type: 'atx', action }                         send Atx(action): press a front-panel button
 // Worker → page messages:
 //   { type: 'stats', stats }                        the whole stats object (stats.js)
 //   { type: 'connection', state, code, reason, retryMs }   "connecting" | "connected" | "disconnected"
 //   { type: 'settings', settings }                  the server's StreamSettings (Hello or Settings)
 //   { type: 'videoStatus', status }                 VideoStatus
 //   { type: 'serverError', code, message }          an Error message from the server
+//   { type: 'atx', state }                          AtxState: LEDs and the press in progress
+//   { type: 'atxDone', done }                       AtxDone: a press this console asked for ended
 //   { type: 'h264Unusable', message }               decoding keeps failing; fall back to MJPEG
 
 import { decodeServerMsg, encodeClientMsg, PROTOCOL_VERSION } from './protocol.js';
@@ -59,6 +62,9 @@ self.onmessage = ({ data: msg }) => {
       break;
     case 'settings':
       send({ SetStreamSettings: msg.settings });
+      break;
+    case 'atx':
+      send({ Atx: msg.action });
       break;
     default:
       throw new Error(`video worker: unknown message ${msg.type}`);
@@ -217,6 +223,15 @@ function onServerMsg(msg) {
       break;
     case 'Error':
       postMessage({ type: 'serverError', code: body.code, message: body.message });
+      break;
+    case 'Atx':
+      postMessage({ type: 'atx', state: body });
+      break;
+    case 'AtxDone':
+      postMessage({ type: 'atxDone', done: body });
+      break;
+    case 'HidStatus':
+      // Shown by the keyboard and mouse UI (hid issue); until then not an error.
       break;
     default:
       // decodeServerMsg returns only the variants above.

@@ -9,6 +9,8 @@ use nanokvm_protocol::{Resolution, StreamSettings};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::atx::Variant;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
     /// The NanoKVM hardware where it is found, else the simulated target.
@@ -43,6 +45,7 @@ pub struct Config {
     pub backend: BackendChoice,
     pub source: Option<SourceSpec>,
     pub stream: StreamSettings,
+    pub atx: AtxSettings,
 }
 
 impl Default for Config {
@@ -52,6 +55,27 @@ impl Default for Config {
             backend: BackendChoice::Auto,
             source: None,
             stream: StreamSettings::default(),
+            atx: AtxSettings::default(),
+        }
+    }
+}
+
+/// The `[atx]` section: the front panel's GPIO lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtxSettings {
+    /// `None`: from `GPIO_ROOT/etc/kvm/hw`.
+    pub variant: Option<Variant>,
+    /// `None`: `/` on the device, the simulated target's directory with the sim.
+    pub gpio_root: Option<PathBuf>,
+    pub power_long_ms: u32,
+}
+
+impl Default for AtxSettings {
+    fn default() -> Self {
+        Self {
+            variant: None,
+            gpio_root: None,
+            power_long_ms: crate::atx::DEFAULT_LONG_PRESS_MS,
         }
     }
 }
@@ -84,6 +108,15 @@ struct FileConfig {
     backend: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
     video: Option<VideoSection>,
+    atx: Option<AtxSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AtxSection {
+    variant: Option<Spanned<String>>,
+    gpio_root: Option<Spanned<String>>,
+    power_long_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -171,6 +204,42 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         number!(h264_bitrate_kbps, StreamSettings::BITRATE_KBPS);
         number!(gop, StreamSettings::GOP);
         number!(jpeg_quality, StreamSettings::JPEG_QUALITY);
+    }
+    if let Some(atx) = file.atx {
+        if let Some(v) = atx.variant {
+            cfg.atx.variant = Some(Variant::from_name(v.get_ref()).ok_or_else(|| {
+                err(
+                    Some(v.span()),
+                    format!("variant = {:?}: expected alpha, beta or pcie", v.get_ref()),
+                )
+            })?);
+        }
+        if let Some(v) = atx.gpio_root {
+            if v.get_ref().is_empty() {
+                return Err(err(
+                    Some(v.span()),
+                    "gpio_root is empty (\"/\" on the device)".into(),
+                ));
+            }
+            cfg.atx.gpio_root = Some(PathBuf::from(v.get_ref()));
+        }
+        if let Some(v) = atx.power_long_ms {
+            let r = crate::atx::LONG_PRESS_MS;
+            cfg.atx.power_long_ms = u32::try_from(*v.get_ref())
+                .ok()
+                .filter(|ms| r.contains(ms))
+                .ok_or_else(|| {
+                    err(
+                        Some(v.span()),
+                        format!(
+                            "power_long_ms = {} is out of range (allowed {}..={})",
+                            v.get_ref(),
+                            r.start(),
+                            r.end()
+                        ),
+                    )
+                })?;
+        }
     }
     Ok(cfg)
 }
@@ -267,6 +336,40 @@ mod tests {
             .to_string()
             .contains("replay:PATH"));
         assert!(parse_str("[video]\nresolution = \"4k\"\n").is_err());
+    }
+
+    #[test]
+    fn the_atx_section_is_read_and_checked() {
+        let cfg = parse_str(
+            "[atx]\nvariant = \"beta\"\ngpio_root = \"/tmp/gpio\"\npower_long_ms = 5000\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.atx,
+            AtxSettings {
+                variant: Some(Variant::Beta),
+                gpio_root: Some("/tmp/gpio".into()),
+                power_long_ms: 5000
+            }
+        );
+        let e = parse_str("[atx]\nvariant = \"gamma\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("test.toml:2:") && e.contains("alpha, beta or pcie"),
+            "{e}"
+        );
+        let e = parse_str("\n[atx]\npower_long_ms = 999\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("test.toml:3:") && e.contains("1000..=30000"),
+            "{e}"
+        );
+        assert!(parse_str("[atx]\npower_long_ms = 30001\n").is_err());
+        assert!(parse_str("[atx]\ngpio_root = \"\"\n").is_err());
+        let e = parse_str("[atx]\npin = 3\n").unwrap_err().to_string();
+        assert!(e.starts_with("test.toml:2:") && e.contains("pin"), "{e}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! everything.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use crate::media::{self, MediaError, ReplaySource, Source};
 use crate::metrics::Metrics;
 use crate::session::DeviceFeeds;
 use crate::watch::watch;
-use crate::{capture, encoder, web};
+use crate::{atx, capture, encoder, web};
 
 #[derive(Debug)]
 pub enum DaemonError {
@@ -41,6 +41,9 @@ impl std::error::Error for DaemonError {}
 
 /// How long sessions get to say goodbye at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+/// How long the atx actor gets to let go of a button at shutdown (it needs microseconds; if
+/// it does not answer, dropping its task releases the line too).
+const ATX_RELEASE_GRACE: Duration = Duration::from_millis(500);
 
 /// Files that exist only on a NanoKVM.
 fn nanokvm_detected() -> bool {
@@ -90,6 +93,48 @@ fn sim_root() -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// The sim's GPIO tree is under its scratch root.
+#[cfg(feature = "sim")]
+fn sim_gpio_root(root: Option<&crate::sim::root::SimRoot>) -> Option<PathBuf> {
+    root.map(|r| r.path().to_owned())
+}
+
+#[cfg(not(feature = "sim"))]
+fn sim_gpio_root(_: Option<&()>) -> Option<PathBuf> {
+    None
+}
+
+/// Lays out the simulated target's front-panel files and starts its power side, which
+/// watches them. Returns its state for `/api/sim/state`.
+#[cfg(feature = "sim")]
+fn start_sim_target(
+    ex: &LocalExecutor<'static>,
+    root: &crate::sim::root::SimRoot,
+    variant: Option<atx::Variant>,
+    media: async_channel::Sender<media::MediaCmd>,
+    clock: Clock,
+) -> Result<crate::sim::state::SimStateFeed, DaemonError> {
+    use crate::sim::power;
+    // Alpha unless configured: the only board with an HDD LED, so the sim shows everything.
+    let variant = variant.unwrap_or(atx::Variant::Alpha);
+    let files = power::PanelFiles::create(root.path(), variant)
+        .map_err(|e| DaemonError::Io("creating the simulated target's GPIO files", e))?;
+    let (state, feed) = watch(power::PowerState::On);
+    // The simulated keyboard's typing blinks the HDD LED through this light.
+    let (_disk_light, disk) = power::disk_light();
+    ex.spawn(power::run(
+        files,
+        disk,
+        power::SimPowerLinks {
+            media,
+            state,
+            clock,
+        },
+    ))
+    .detach();
+    Ok(crate::sim::state::SimStateFeed::new(feed))
+}
+
 #[cfg(not(feature = "sim"))]
 fn sim_source() -> Result<Source, DaemonError> {
     Err(DaemonError::Backend(
@@ -100,6 +145,16 @@ fn sim_source() -> Result<Source, DaemonError> {
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let (source, sim) = select_source(&cfg)?;
     let _sim_root = if sim { Some(sim_root()?) } else { None };
+    let atx_config = atx::AtxConfig {
+        root: cfg
+            .atx
+            .gpio_root
+            .clone()
+            .or_else(|| sim_gpio_root(_sim_root.as_ref()))
+            .unwrap_or_else(|| PathBuf::from("/")),
+        variant: cfg.atx.variant,
+        power_long_ms: cfg.atx.power_long_ms,
+    };
     let jpeg_available = !matches!(source, Source::Replay(_));
     let clock = Clock::start();
     let metrics = Arc::new(Metrics::default());
@@ -143,20 +198,43 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             metrics.clone(),
         ))
         .detach();
-        // Until the hid and atx actors own these, clients are told truthfully that there is
-        // no keyboard, mouse or front panel.
+        // Until the hid actor owns this, clients are told truthfully that there is no
+        // keyboard or mouse.
         let (_hid_status, hid_feed) = watch(HidStatus {
             keyboard: HidLink::Absent,
             mouse: HidLink::Absent,
             absolute: HidLink::Absent,
             leds: None,
         });
-        let (_atx_state, atx_feed) = watch(AtxState {
+        let (atx_state, atx_feed) = watch(AtxState {
             power_led: false,
             hdd_led: None,
             busy: None,
         });
-        let app = Rc::new(web::App::new(
+        let (atx_tx, atx_rx) = async_channel::bounded(16);
+        let atx_handle = atx::AtxHandle {
+            requests: atx_tx,
+            power_long_ms: atx_config.power_long_ms,
+        };
+        let atx_task = ex.spawn(atx::run(
+            atx_config,
+            atx_rx,
+            atx_state,
+            shutdown_rx.clone(),
+            clock,
+        ));
+        #[cfg(feature = "sim")]
+        let sim_state = match &_sim_root {
+            Some(root) => Some(start_sim_target(
+                &ex,
+                root,
+                cfg.atx.variant,
+                media.handle.commands.clone(),
+                clock,
+            )?),
+            None => None,
+        };
+        let app = web::App::new(
             encoder_tx,
             media.handle.commands.clone(),
             metrics.clone(),
@@ -169,8 +247,11 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 hid: hid_feed,
                 atx: atx_feed,
             },
-        ));
-        ex.spawn(web::serve(listener, app)).detach();
+            atx_handle,
+        );
+        #[cfg(feature = "sim")]
+        let app = app.with_sim_state(sim_state);
+        ex.spawn(web::serve(listener, Rc::new(app))).detach();
 
         let what = match &cfg.source {
             Some(SourceSpec::Replay(path)) => format!("replaying {}", path.display()),
@@ -184,6 +265,23 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         log::info!("{signal:?}: shutting down");
         drop(shutdown_tx);
         let deadline = Instant::now() + SHUTDOWN_GRACE;
+        // A button held at this moment is let go before the process ends.
+        let released = futures_lite::future::or(
+            async {
+                atx_task.await;
+                true
+            },
+            async {
+                smol::Timer::after(ATX_RELEASE_GRACE).await;
+                false
+            },
+        )
+        .await;
+        if !released {
+            log::warn!(
+                "the atx actor did not stop in time; its lines are released as it is dropped"
+            );
+        }
         while metrics.viewers_total() > 0 && Instant::now() < deadline {
             smol::Timer::after(Duration::from_millis(20)).await;
         }

@@ -271,7 +271,7 @@ impl<S: ViewerSink> EncoderCore<S> {
     fn announce_status(&mut self, report: &GrabReport) {
         let info = report.info;
         let status = VideoStatus {
-            signal: info.output_size.0 > 0,
+            signal: info.signal && info.output_size.0 > 0,
             source_width: info.source_size.0,
             source_height: info.source_size.1,
             width: info.output_size.0,

@@ -1,6 +1,7 @@
 //! nanokvmd: one process, one executor thread, actors talking over bounded channels, and one
 //! media thread for the work that blocks. See ARCHITECTURE.md.
 
+mod atx;
 mod capture;
 mod cli;
 mod clock;

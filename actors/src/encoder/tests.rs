@@ -14,6 +14,7 @@ fn grab(seq: u64, change: FrameChange, size: (u16, u16)) -> GrabReport {
         settings: StreamSettings::default(),
         info: GrabInfo {
             change,
+            signal: true,
             source_size: (1920, 1080),
             output_size: size,
         },

@@ -66,6 +66,9 @@ pub enum MediaCmd {
         console: u8,
         reply: Sender<Result<(), String>>,
     },
+    /// Simulated target only: what its screen shows as it is powered off, boots, runs.
+    #[cfg(feature = "sim")]
+    SimPower(crate::sim::power::Display),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -159,6 +162,13 @@ pub fn spawn(source: Source, metrics: Arc<Metrics>) -> std::io::Result<MediaThre
                     }
                     MediaCmd::SwitchConsole { console, reply } => {
                         let _ = reply.try_send(worker.switch_console(console));
+                        true
+                    }
+                    #[cfg(feature = "sim")]
+                    MediaCmd::SimPower(display) => {
+                        if let Source::Sim(sim) = &mut worker.source {
+                            sim.set_display(display);
+                        }
                         true
                     }
                 };

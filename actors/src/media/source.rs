@@ -11,12 +11,16 @@ use crate::capture::scale::{RgbFrame, Scaler};
 use crate::capture::yuv::{rgb_to_i420, I420Frame};
 use crate::idr_policy::FrameChange;
 #[cfg(feature = "sim")]
-use crate::sim::screen::SimScreen;
+use crate::sim::power::Display;
+#[cfg(feature = "sim")]
+use crate::sim::{boot_screen, screen::SimScreen};
 
 /// What one grab saw.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GrabInfo {
     pub change: FrameChange,
+    /// The source sends a picture (a powered-off target does not: its frame is black).
+    pub signal: bool,
     pub source_size: (u16, u16),
     pub output_size: (u16, u16),
 }
@@ -37,6 +41,7 @@ impl Source {
                 GrabInfo {
                     // Every replayed frame is new; its magnitude is unknown, so no scene-change IDRs.
                     change: FrameChange::Changed { fraction: 0.0 },
+                    signal: true,
                     source_size: replay.size(),
                     output_size: replay.size(),
                 }
@@ -57,6 +62,10 @@ pub struct SimCapture {
     i420_fresh: bool,
     detector: ChangeDetector,
     grabbed_once: bool,
+    /// What the target shows (it may be off, or booting).
+    display: Display,
+    /// `display` changed since the last grab: draw it.
+    display_changed: bool,
 }
 
 #[cfg(feature = "sim")]
@@ -71,12 +80,55 @@ impl SimCapture {
             i420_fresh: false,
             detector: ChangeDetector::new(),
             grabbed_once: false,
+            display: Display::Console,
+            display_changed: false,
+        }
+    }
+
+    /// The target was powered off, started booting, or is up.
+    pub fn set_display(&mut self, display: Display) {
+        if display == self.display {
+            return;
+        }
+        // Power-on: the OS starts afresh, its consoles with their login banners.
+        let booting = |d: Display| matches!(d, Display::Boot { .. });
+        if booting(display) && !booting(self.display) {
+            self.screen = SimScreen::new();
+        }
+        self.display = display;
+        self.display_changed = true;
+    }
+
+    /// Brings the native picture up to date with what the target shows; true when it changed.
+    fn draw(&mut self, wall_ms: u32) -> bool {
+        let changed = std::mem::take(&mut self.display_changed);
+        match self.display {
+            Display::Console => {
+                self.screen.set_time(wall_ms);
+                self.screen.render(&mut self.native) || changed
+            }
+            Display::Boot { lines } => {
+                if changed {
+                    boot_screen::render(&mut self.native, lines);
+                }
+                changed
+            }
+            // No signal: black, at the size the target last sent.
+            Display::NoSignal => {
+                if changed {
+                    if self.native.width == 0 {
+                        self.native.resize(boot_screen::SIZE.0, boot_screen::SIZE.1);
+                    }
+                    self.native.data.fill(0);
+                }
+                changed
+            }
         }
     }
 
     fn grab(&mut self, wall_ms: u32, resolution: Resolution) -> GrabInfo {
-        self.screen.set_time(wall_ms);
-        let rendered = self.screen.render(&mut self.native);
+        let rendered = self.draw(wall_ms);
+        let signal = self.display != Display::NoSignal;
         let source_size = (self.native.width, self.native.height);
         let output_size = resolution.output_size(source_size.0, source_size.1);
         let resized = (self.output.width, self.output.height) != output_size;
@@ -84,6 +136,7 @@ impl SimCapture {
         if !rendered && !resized && self.grabbed_once {
             return GrabInfo {
                 change: FrameChange::Unchanged,
+                signal,
                 source_size,
                 output_size,
             };
@@ -109,6 +162,7 @@ impl SimCapture {
         };
         GrabInfo {
             change,
+            signal,
             source_size,
             output_size,
         }

@@ -10,9 +10,11 @@ pub use ws_out::{DiscardWrites, WsWriter};
 
 use futures_lite::future;
 use nanokvm_protocol::{
-    AtxState, ClientMsg, ErrorCode, HidStatus, ServerMsg, StreamSettings, PROTOCOL_VERSION,
+    AtxAction, AtxState, ClientMsg, ErrorCode, HidStatus, ServerMsg, StreamSettings,
+    PROTOCOL_VERSION,
 };
 
+use crate::atx::AtxReply;
 use crate::clock::Micros;
 use crate::encoder::ViewerEvent;
 use crate::watch::WatchReceiver;
@@ -68,10 +70,14 @@ pub enum Inbound<'a> {
 /// Requests for the encoder actor (the loop adds the viewer id and its queues).
 #[derive(Debug, PartialEq)]
 pub enum Request {
-    Join { visible: bool },
+    Join {
+        visible: bool,
+    },
     Visibility(bool),
     Keyframe(nanokvm_protocol::KeyframeReason),
     Settings(StreamSettings),
+    /// For the atx actor: press a button.
+    Atx(AtxAction),
 }
 
 #[derive(Debug, PartialEq)]
@@ -183,7 +189,10 @@ impl SessionCore {
             (true, ClientMsg::SetStreamSettings(s)) => {
                 out.push(SessionAction::Request(Request::Settings(s)))
             }
-            // Input and power control arrive with the hid and atx actors.
+            (true, ClientMsg::Atx(action)) => {
+                out.push(SessionAction::Request(Request::Atx(action)))
+            }
+            // Input arrives with the hid actor.
             (true, _) => out.push(SessionAction::Reply(
                 ServerMsg::Error {
                     code: ErrorCode::Unavailable,
@@ -220,6 +229,29 @@ pub fn event(event: &ViewerEvent, out: &mut Vec<Vec<u8>>) {
             .encode(),
         ),
     }
+}
+
+/// What the atx actor answered this client, as a server message: `AtxDone` when a press
+/// ended or was refused; nothing for a press that started (`Atx.busy` shows it).
+pub fn atx_reply(reply: &AtxReply) -> Option<Vec<u8>> {
+    let (action, ok, message) = match reply {
+        AtxReply::Started { .. } => return None,
+        AtxReply::Refused { kind, reason } => (*kind, false, reason.to_string()),
+        AtxReply::Unavailable { kind, error } => (
+            *kind,
+            false,
+            format!("the button cannot be pressed: {error}"),
+        ),
+        AtxReply::Finished { kind, ok, message } => (*kind, *ok, message.clone()),
+    };
+    Some(
+        ServerMsg::AtxDone {
+            action,
+            ok,
+            message: &message,
+        }
+        .encode(),
+    )
 }
 
 /// Tells the client why (when the socket still works) and closes with a reason.
@@ -387,6 +419,37 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn atx_messages_go_to_the_atx_actor_and_its_answers_back() {
+        let mut s = SessionCore::new();
+        run(&mut s, Inbound::Binary(&hello(1)));
+        let msg = ClientMsg::Atx(AtxAction::PowerLong { ms: 5000 }).encode();
+        assert_eq!(
+            run(&mut s, Inbound::Binary(&msg)),
+            vec![SessionAction::Request(Request::Atx(AtxAction::PowerLong {
+                ms: 5000
+            }))]
+        );
+        use nanokvm_protocol::AtxKind;
+        assert_eq!(
+            atx_reply(&AtxReply::Started {
+                kind: AtxKind::Power,
+                ms: 800
+            }),
+            None
+        );
+        let refused = atx_reply(&AtxReply::Refused {
+            kind: AtxKind::Reset,
+            reason: crate::atx::Refusal::Busy(AtxKind::Power),
+        })
+        .unwrap();
+        assert!(matches!(
+            ServerMsg::decode(&refused),
+            Ok(ServerMsg::AtxDone { action: AtxKind::Reset, ok: false, message })
+                if message.contains("power press is in progress")
+        ));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, StreamExt};
 use nanokvm_protocol::Codec;
 
 use super::{close, DeviceFeeds, Inbound, Request, SessionAction, SessionCore, WsWriter};
+use crate::atx::{AtxHandle, AtxReply, AtxRequest};
 use crate::clock::Clock;
 use crate::encoder::{EncoderMsg, Membership, ViewerEvent};
 use crate::hub::ViewerId;
@@ -73,6 +74,7 @@ pub struct SessionLinks {
     pub shutdown: Receiver<()>,
     pub metrics: Arc<Metrics>,
     pub devices: DeviceFeeds,
+    pub atx: AtxHandle,
 }
 
 pub async fn run<R, W>(
@@ -90,10 +92,13 @@ pub async fn run<R, W>(
         shutdown,
         metrics,
         devices,
+        atx,
     } = links;
     let (frames_tx, frames_rx) = async_channel::bounded(FRAME_QUEUE);
     let (events_tx, events_rx) = async_channel::bounded(16);
     let (control_tx, control_rx) = async_channel::bounded(16);
+    // A client has at most one press running; the rest of its requests are refused at once.
+    let (atx_tx, atx_rx) = async_channel::bounded(4);
     let mut membership = Membership::new(id, ViewerKind::WebSocket, encoder.clone(), metrics);
 
     let queues = Queues {
@@ -101,9 +106,17 @@ pub async fn run<R, W>(
         events: events_tx,
     };
     let ending = future::or(
-        read(&mut ws, id, &encoder, clock, &control_tx, queues),
+        read(
+            &mut ws,
+            id,
+            &encoder,
+            clock,
+            &control_tx,
+            queues,
+            (&atx, &atx_tx),
+        ),
         write(
-            &mut out, id, frames_rx, events_rx, control_rx, &shutdown, devices,
+            &mut out, id, frames_rx, events_rx, control_rx, &shutdown, devices, atx_rx,
         ),
     )
     .await;
@@ -121,6 +134,7 @@ async fn read<R>(
     clock: Clock,
     control: &Sender<Control>,
     queues: Queues,
+    (atx, atx_replies): (&AtxHandle, &Sender<AtxReply>),
 ) -> Ending
 where
     R: AsyncRead + AsyncWrite + Unpin,
@@ -190,6 +204,21 @@ where
                     log::info!("session {id} closed: {reason}");
                     break 'session Ending::Close(code, reason);
                 }
+                SessionAction::Request(Request::Atx(action)) => {
+                    let request = AtxRequest {
+                        action,
+                        reply: atx_replies.clone(),
+                    };
+                    if atx.requests.try_send(request).is_err() {
+                        let reply = AtxReply::Finished {
+                            kind: action.kind(),
+                            ok: false,
+                            message: "the front panel is not taking requests right now".into(),
+                        };
+                        let _ = atx_replies.try_send(reply);
+                    }
+                    continue;
+                }
                 SessionAction::Request(request) => match encoder_msg(id, request, &mut queues) {
                     Some(msg) => msg,
                     None => continue,
@@ -220,6 +249,7 @@ fn encoder_msg(id: ViewerId, request: Request, queues: &mut Option<Queues>) -> O
         Request::Visibility(visible) => EncoderMsg::Visibility { id, visible },
         Request::Keyframe(reason) => EncoderMsg::KeyframeRequest { id, reason },
         Request::Settings(settings) => EncoderMsg::ChangeSettings { id, settings },
+        Request::Atx(_) => return None,
     })
 }
 
@@ -234,6 +264,7 @@ async fn write<W>(
     control: Receiver<Control>,
     shutdown: &Receiver<()>,
     mut devices: DeviceFeeds,
+    atx: Receiver<AtxReply>,
 ) -> Ending
 where
     W: AsyncWrite + Unpin,
@@ -242,6 +273,7 @@ where
         Frame(EncodedFrame),
         Event(ViewerEvent),
         Device(Vec<u8>),
+        Atx(AtxReply),
         Control(Control),
         Ping,
         Shutdown,
@@ -261,12 +293,15 @@ where
         );
         let events = future::or(
             async { Next::Event(recv_or_pending(&events).await) },
-            async {
-                if !welcomed {
-                    future::pending::<()>().await;
-                }
-                Next::Device(devices.changed().await)
-            },
+            future::or(
+                async {
+                    if !welcomed {
+                        future::pending::<()>().await;
+                    }
+                    Next::Device(devices.changed().await)
+                },
+                async { Next::Atx(recv_or_pending(&atx).await) },
+            ),
         );
         let frames = async { Next::Frame(recv_or_pending(&frames).await) };
         let ping = async {
@@ -287,6 +322,10 @@ where
                 send_all(out, &mut messages).await
             }
             Next::Device(message) => out.binary(&Bytes::from(message)).await,
+            Next::Atx(reply) => match super::atx_reply(&reply) {
+                Some(message) => out.binary(&Bytes::from(message)).await,
+                None => Ok(()),
+            },
             Next::Control(Control::Reply(bytes)) => out.binary(&bytes).await,
             Next::Control(Control::Pong(payload)) => out.pong(&payload).await,
             Next::Control(Control::End(ending)) => return ending,

@@ -1,5 +1,9 @@
 //! The simulated target computer: what stands on the other end of the cable when no NanoKVM
-//! hardware is there. Its screen is captured like an HDMI input.
+//! hardware is there. Its screen is captured like an HDMI input; its power supply and front
+//! panel answer the GPIO lines like a PC's.
 
+pub mod boot_screen;
+pub mod power;
 pub mod root;
 pub mod screen;
+pub mod state;

@@ -670,6 +670,31 @@ fn draw_glyph(fb: &mut RgbFrame, b: GlyphBox, look: Look, blender: &mut Blender)
     }
 }
 
+/// Height of a line of text drawn with [`draw_text`].
+pub(super) const TEXT_LINE_H: usize = CELL_H;
+
+/// Draws `text` in the console font, one cell per character, with the top-left corner at
+/// (`x`, `y`); what does not fit in the frame is left out. For the target's other screens
+/// (the boot screen).
+pub(super) fn draw_text(fb: &mut RgbFrame, x: usize, y: usize, text: &str, fg: Rgb, bg: Rgb) {
+    let mut blender = Blender::default();
+    for (k, ch) in text.chars().enumerate() {
+        let left = x + k * CELL_W;
+        if left + CELL_W > usize::from(fb.width) || y + CELL_H > usize::from(fb.height) {
+            break;
+        }
+        let mut look = Look::of(Cell { ch, fg, bg }, false);
+        look.fg = fg;
+        let area = GlyphBox {
+            x: left,
+            y,
+            h: CELL_H,
+            glyph_top: CELL_GLYPH_TOP,
+        };
+        draw_glyph(fb, area, look, &mut blender);
+    }
+}
+
 /// An outlined box where the glyph would be, for characters the font does not have.
 fn draw_replacement(fb: &mut RgbFrame, b: GlyphBox, fg: Rgb) {
     let (x0, x1) = (b.x + 1, b.x + CELL_W - 2);

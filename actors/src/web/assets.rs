@@ -9,6 +9,7 @@ macro_rules! assets {
 
 const ASSETS: &[(&str, &[u8])] = assets![
     "app.js",
+    "atx.js",
     "clock.js",
     "favicon.svg",
     "h264-player.js",

@@ -2,6 +2,7 @@
 //! knows HTTP.
 
 mod assets;
+mod atx;
 mod socket_options;
 mod streams;
 mod write_deadline;
@@ -24,6 +25,7 @@ use smol::net::TcpListener;
 use smol::LocalExecutor;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
+use crate::atx::AtxHandle;
 use crate::clock::Clock;
 use crate::encoder::EncoderMsg;
 use crate::hub::ViewerId;
@@ -56,6 +58,11 @@ pub struct App {
     pub jpeg_available: bool,
     /// What every session shows of the keyboard, mouse and front panel.
     pub devices: DeviceFeeds,
+    /// Where front-panel presses are asked for.
+    pub atx: AtxHandle,
+    /// The simulated target's state for `/api/sim/state`, when it runs.
+    #[cfg(feature = "sim")]
+    pub sim_state: Option<crate::sim::state::SimStateFeed>,
     next_id: Cell<ViewerId>,
     connections: Cell<usize>,
 }
@@ -72,6 +79,7 @@ impl App {
         sim: bool,
         jpeg_available: bool,
         devices: DeviceFeeds,
+        atx: AtxHandle,
     ) -> Self {
         Self {
             encoder,
@@ -83,9 +91,19 @@ impl App {
             sim,
             jpeg_available,
             devices,
+            atx,
+            #[cfg(feature = "sim")]
+            sim_state: None,
             next_id: Cell::new(1),
             connections: Cell::new(0),
         }
+    }
+
+    /// Serves `/api/sim/state` from `feed`.
+    #[cfg(feature = "sim")]
+    pub fn with_sim_state(mut self, feed: Option<crate::sim::state::SimStateFeed>) -> Self {
+        self.sim_state = feed;
+        self
     }
 
     fn viewer_id(&self) -> ViewerId {
@@ -186,6 +204,9 @@ async fn route(req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
             app.metrics.render(),
         ),
         (&Method::POST, "/api/sim/console") if app.sim => switch_console(req, &app).await,
+        #[cfg(feature = "sim")]
+        (&Method::GET, "/api/sim/state") if app.sim_state.is_some() => sim_state(&app),
+        (_, p) if p == "/api/atx" || p.starts_with("/api/atx/") => atx::handle(req, &app).await,
         (&Method::GET | &Method::HEAD, p) if !p.starts_with("/api/") => match assets::lookup(p) {
             Some((content_type, body)) => {
                 respond(StatusCode::OK, content_type, Bytes::from_static(body))
@@ -247,7 +268,16 @@ async fn switch_console(req: Request<Incoming>, app: &App) -> Response<Body> {
     }
 }
 
+#[cfg(feature = "sim")]
+fn sim_state(app: &App) -> Response<Body> {
+    match &app.sim_state {
+        Some(feed) => respond(StatusCode::OK, JSON, feed.snapshot().to_json()),
+        None => not_found(),
+    }
+}
+
 const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
 
 pub fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
     let mut res = Response::new(boxed(Full::new(body.into())));
