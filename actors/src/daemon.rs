@@ -18,7 +18,7 @@ use crate::media::{self, MediaError, ReplaySource, Source};
 use crate::metrics::Metrics;
 use crate::session::DeviceFeeds;
 use crate::watch::watch;
-use crate::{capture, encoder, web};
+use crate::{capture, encoder, hid, web};
 
 #[derive(Debug)]
 pub enum DaemonError {
@@ -97,9 +97,14 @@ fn sim_source() -> Result<Source, DaemonError> {
     ))
 }
 
-pub fn run(cfg: Config) -> Result<(), DaemonError> {
+pub fn run(mut cfg: Config) -> Result<(), DaemonError> {
     let (source, sim) = select_source(&cfg)?;
-    let _sim_root = if sim { Some(sim_root()?) } else { None };
+    let sim_root = if sim { Some(sim_root()?) } else { None };
+    #[cfg(feature = "sim")]
+    if let Some(root) = &sim_root {
+        cfg.hid = crate::sim::target::create_fifos(root.path())
+            .map_err(|e| DaemonError::Io("creating the simulated target's HID FIFOs", e))?;
+    }
     let jpeg_available = !matches!(source, Source::Replay(_));
     let clock = Clock::start();
     let metrics = Arc::new(Metrics::default());
@@ -143,20 +148,42 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             metrics.clone(),
         ))
         .detach();
-        // Until the hid and atx actors own these, clients are told truthfully that there is
-        // no keyboard, mouse or front panel.
-        let (_hid_status, hid_feed) = watch(HidStatus {
+        // The simulated target's USB side first, so that the hid actor finds its FIFOs open.
+        #[cfg(feature = "sim")]
+        let sim_target = sim_root.as_ref().map(|_| {
+            let (tx, rx) = async_channel::bounded(16);
+            ex.spawn(crate::sim::target::run(
+                rx,
+                cfg.hid.clone(),
+                media.handle.commands.clone(),
+            ))
+            .detach();
+            tx
+        });
+        let (hid_status, hid_feed) = watch(HidStatus {
             keyboard: HidLink::Absent,
             mouse: HidLink::Absent,
             absolute: HidLink::Absent,
             leds: None,
         });
+        let (hid_tx, hid_rx) = async_channel::bounded(64);
+        ex.spawn(hid::run(
+            hid_rx,
+            cfg.hid.clone(),
+            hid_status,
+            clock,
+            metrics.clone(),
+        ))
+        .detach();
+        // Until the atx actor owns this, clients are told truthfully that there is no front
+        // panel.
         let (_atx_state, atx_feed) = watch(AtxState {
             power_led: false,
             hdd_led: None,
             busy: None,
         });
-        let app = Rc::new(web::App::new(
+        #[allow(unused_mut)]
+        let mut app = web::App::new(
             encoder_tx,
             media.handle.commands.clone(),
             metrics.clone(),
@@ -169,7 +196,13 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 hid: hid_feed,
                 atx: atx_feed,
             },
-        ));
+            hid_tx,
+        );
+        #[cfg(feature = "sim")]
+        {
+            app.sim_target = sim_target;
+        }
+        let app = Rc::new(app);
         ex.spawn(web::serve(listener, app)).detach();
 
         let what = match &cfg.source {

@@ -7,6 +7,7 @@ mod clock;
 mod config;
 mod daemon;
 mod encoder;
+mod hid;
 mod hub;
 mod idr_policy;
 mod media;

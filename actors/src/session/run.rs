@@ -20,6 +20,7 @@ use nanokvm_protocol::Codec;
 use super::{close, DeviceFeeds, Inbound, Request, SessionAction, SessionCore, WsWriter};
 use crate::clock::Clock;
 use crate::encoder::{EncoderMsg, Membership, ViewerEvent};
+use crate::hid::{HidMsg, PasteOutcome};
 use crate::hub::ViewerId;
 use crate::media::EncodedFrame;
 use crate::metrics::{Metrics, ViewerKind};
@@ -73,6 +74,8 @@ pub struct SessionLinks {
     pub shutdown: Receiver<()>,
     pub metrics: Arc<Metrics>,
     pub devices: DeviceFeeds,
+    /// The hid actor's mailbox (keyboard and mouse input, paste).
+    pub hid: Sender<HidMsg>,
 }
 
 pub async fn run<R, W>(
@@ -90,7 +93,10 @@ pub async fn run<R, W>(
         shutdown,
         metrics,
         devices,
+        hid,
     } = links;
+    // A paste's answer comes back here; one at a time is all a client may have.
+    let (paste_tx, paste_rx) = async_channel::bounded(2);
     let (frames_tx, frames_rx) = async_channel::bounded(FRAME_QUEUE);
     let (events_tx, events_rx) = async_channel::bounded(16);
     let (control_tx, control_rx) = async_channel::bounded(16);
@@ -100,16 +106,27 @@ pub async fn run<R, W>(
         frames: frames_tx,
         events: events_tx,
     };
+    let input = InputLinks {
+        hid: &hid,
+        paste: paste_tx,
+    };
     let ending = future::or(
-        read(&mut ws, id, &encoder, clock, &control_tx, queues),
+        read(&mut ws, id, &encoder, clock, &control_tx, queues, input),
         write(
-            &mut out, id, frames_rx, events_rx, control_rx, &shutdown, devices,
+            &mut out, id, frames_rx, events_rx, control_rx, &shutdown, devices, paste_rx,
         ),
     )
     .await;
-    // No more frames for a session that is closing.
+    // No more frames for a session that is closing, and no keys held for it.
     membership.leave();
+    let _ = hid.send(HidMsg::Leave { client: id }).await;
     finish(&mut ws, &mut out, id, ending).await;
+}
+
+/// Where the reader sends input.
+struct InputLinks<'a> {
+    hid: &'a Sender<HidMsg>,
+    paste: Sender<PasteOutcome>,
 }
 
 /// Reads client messages until the session ends. Returns only when the connection is gone;
@@ -121,6 +138,7 @@ async fn read<R>(
     clock: Clock,
     control: &Sender<Control>,
     queues: Queues,
+    input: InputLinks<'_>,
 ) -> Ending
 where
     R: AsyncRead + AsyncWrite + Unpin,
@@ -190,6 +208,29 @@ where
                     log::info!("session {id} closed: {reason}");
                     break 'session Ending::Close(code, reason);
                 }
+                SessionAction::Hid(hid_input) => {
+                    // `now` is when the message was decoded: the latency figure starts here.
+                    let msg = HidMsg::Input {
+                        client: id,
+                        at: now,
+                        input: hid_input,
+                    };
+                    if input.hid.send(msg).await.is_err() {
+                        return Ending::Gone;
+                    }
+                    continue;
+                }
+                SessionAction::Paste(text, layout) => {
+                    let msg = HidMsg::Paste {
+                        text,
+                        layout,
+                        reply: input.paste.clone(),
+                    };
+                    if input.hid.send(msg).await.is_err() {
+                        return Ending::Gone;
+                    }
+                    continue;
+                }
                 SessionAction::Request(request) => match encoder_msg(id, request, &mut queues) {
                     Some(msg) => msg,
                     None => continue,
@@ -234,6 +275,7 @@ async fn write<W>(
     control: Receiver<Control>,
     shutdown: &Receiver<()>,
     mut devices: DeviceFeeds,
+    pastes: Receiver<PasteOutcome>,
 ) -> Ending
 where
     W: AsyncWrite + Unpin,
@@ -268,6 +310,9 @@ where
                 Next::Device(devices.changed().await)
             },
         );
+        let events = future::or(events, async {
+            Next::Device(super::paste_reply(&recv_or_pending(&pastes).await))
+        });
         let frames = async { Next::Frame(recv_or_pending(&frames).await) };
         let ping = async {
             ping_timer.next().await;

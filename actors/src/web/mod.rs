@@ -2,6 +2,9 @@
 //! knows HTTP.
 
 mod assets;
+mod hid;
+#[cfg(feature = "sim")]
+mod sim;
 mod socket_options;
 mod streams;
 mod write_deadline;
@@ -26,6 +29,7 @@ use smol_hyper::rt::{FuturesIo, SmolTimer};
 
 use crate::clock::Clock;
 use crate::encoder::EncoderMsg;
+use crate::hid::HidMsg;
 use crate::hub::ViewerId;
 use crate::media::MediaCmd;
 use crate::metrics::Metrics;
@@ -56,6 +60,10 @@ pub struct App {
     pub jpeg_available: bool,
     /// What every session shows of the keyboard, mouse and front panel.
     pub devices: DeviceFeeds,
+    pub hid: Sender<HidMsg>,
+    /// The simulated target's HID side (sim mode only).
+    #[cfg(feature = "sim")]
+    pub sim_target: Option<Sender<crate::sim::target::SimTargetMsg>>,
     next_id: Cell<ViewerId>,
     connections: Cell<usize>,
 }
@@ -72,6 +80,7 @@ impl App {
         sim: bool,
         jpeg_available: bool,
         devices: DeviceFeeds,
+        hid: Sender<HidMsg>,
     ) -> Self {
         Self {
             encoder,
@@ -83,6 +92,9 @@ impl App {
             sim,
             jpeg_available,
             devices,
+            hid,
+            #[cfg(feature = "sim")]
+            sim_target: None,
             next_id: Cell::new(1),
             connections: Cell::new(0),
         }
@@ -186,6 +198,11 @@ async fn route(req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
             app.metrics.render(),
         ),
         (&Method::POST, "/api/sim/console") if app.sim => switch_console(req, &app).await,
+        (&Method::POST, "/api/hid/paste") => hid::paste(req, &app).await,
+        #[cfg(feature = "sim")]
+        (&Method::GET, "/api/sim/state") if app.sim => sim::state(&app).await,
+        #[cfg(feature = "sim")]
+        (&Method::POST, "/api/sim/hid") if app.sim => sim::connect_hid(req, &app).await,
         (&Method::GET | &Method::HEAD, p) if !p.starts_with("/api/") => match assets::lookup(p) {
             Some((content_type, body)) => {
                 respond(StatusCode::OK, content_type, Bytes::from_static(body))
@@ -202,26 +219,42 @@ struct ConsoleRequest {
     console: u8,
 }
 
-async fn switch_console(req: Request<Incoming>, app: &App) -> Response<Body> {
-    let body = match Limited::new(req.into_body(), 1024).collect().await {
+/// Reads a JSON request body of at most `limit` bytes; the error is the response to give.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    limit: usize,
+    expected: &str,
+) -> Result<T, Response<Body>> {
+    let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(respond(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                TEXT,
+                format!("request body over {limit} bytes\n"),
+            ))
+        }
         Err(e) => {
-            return respond(
+            return Err(respond(
                 StatusCode::BAD_REQUEST,
                 TEXT,
                 format!("unreadable body: {e}\n"),
-            )
+            ))
         }
     };
-    let console = match serde_json::from_slice::<ConsoleRequest>(&body) {
+    serde_json::from_slice::<T>(&body).map_err(|e| {
+        respond(
+            StatusCode::BAD_REQUEST,
+            TEXT,
+            format!("expected {expected}: {e}\n"),
+        )
+    })
+}
+
+async fn switch_console(req: Request<Incoming>, app: &App) -> Response<Body> {
+    let console = match json_body::<ConsoleRequest>(req, 1024, "{\"console\": 1..4}").await {
         Ok(r) => r.console,
-        Err(e) => {
-            return respond(
-                StatusCode::BAD_REQUEST,
-                TEXT,
-                format!("expected {{\"console\": 1..4}}: {e}\n"),
-            )
-        }
+        Err(response) => return response,
     };
     let (tx, rx) = async_channel::bounded(1);
     if app

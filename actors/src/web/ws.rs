@@ -142,6 +142,7 @@ pub fn upgrade(mut req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
                 shutdown: session_app.shutdown.clone(),
                 metrics: session_app.metrics.clone(),
                 devices: session_app.devices.clone(),
+                hid: session_app.hid.clone(),
             },
         )
         .await;
