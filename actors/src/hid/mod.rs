@@ -111,6 +111,8 @@ struct Queued {
     len: u8,
     /// When the input that caused it was received, for the latency figure.
     origin: Option<Micros>,
+    /// The up report of a pasted character's last stroke: once written, it counts as typed.
+    completes_char: bool,
 }
 
 impl Queued {
@@ -121,6 +123,7 @@ impl Queued {
             bytes: b,
             len: bytes.len() as u8,
             origin,
+            completes_char: false,
         }
     }
 }
@@ -186,6 +189,10 @@ struct Paste {
     down: Option<layout::Stroke>,
     next_at: Micros,
     unknown: String,
+    /// Characters whose last stroke was written (down and up).
+    typed: u32,
+    /// The stroke down now is the last of its character.
+    last_of_char: bool,
 }
 
 /// Something the loop must pass on.
@@ -324,6 +331,8 @@ impl HidCore {
             down: None,
             next_at: now,
             unknown: plan.unknown,
+            typed: 0,
+            last_of_char: false,
         });
         self.step_paste(now);
         Ok(())
@@ -419,6 +428,11 @@ impl HidCore {
                 l.state = HidLink::Ready;
                 l.blocked_since = None;
                 let q = l.queue.pop_front()?;
+                if q.completes_char {
+                    if let Some(p) = &mut self.paste {
+                        p.typed += 1;
+                    }
+                }
                 q.origin.map(|o| now.saturating_sub(o))
             }
             WriteOutcome::WouldBlock => {
@@ -460,7 +474,12 @@ impl HidCore {
         }
     }
 
-    fn update_keyboard(&mut self, origin: Option<Micros>) {
+    /// Queues the keyboard report if the set of held keys changed; returns whether it did.
+    fn update_keyboard(&mut self, origin: Option<Micros>) -> bool {
+        self.update_keyboard_marked(origin, false)
+    }
+
+    fn update_keyboard_marked(&mut self, origin: Option<Micros>, completes_char: bool) -> bool {
         let paste_key = self.paste.as_ref().and_then(|p| p.down);
         let held = self
             .clients
@@ -477,10 +496,14 @@ impl HidCore {
             keys.sort_unstable();
             (r[0], keys)
         };
-        if set(&r) != set(&self.keyboard) {
-            self.keyboard = r;
-            self.links[0].push(Queued::new(&r, origin));
+        if set(&r) == set(&self.keyboard) {
+            return false;
         }
+        self.keyboard = r;
+        let mut q = Queued::new(&r, origin);
+        q.completes_char = completes_char;
+        self.links[0].push(q);
+        true
     }
 
     fn release(&mut self, client: ClientId, origin: Option<Micros>) {
@@ -543,7 +566,13 @@ impl HidCore {
             if p.down.take().is_some() {
                 // The up half of a stroke.
                 p.next_at = now + PASTE_STEP_US / 2;
-                self.update_keyboard(None);
+                let completes = std::mem::take(&mut p.last_of_char);
+                if !self.update_keyboard_marked(None, completes) && completes {
+                    // Someone else holds the same key: nothing to write, but it was typed.
+                    if let Some(p) = &mut self.paste {
+                        p.typed += 1;
+                    }
+                }
                 continue;
             }
             let Some(ch) = p.chars.get(p.char_at) else {
@@ -555,6 +584,7 @@ impl HidCore {
             if p.stroke_at == ch.as_slice().len() {
                 p.stroke_at = 0;
                 p.char_at += 1;
+                p.last_of_char = true;
             }
             p.down = Some(stroke);
             p.next_at = now + PASTE_STEP_US / 2;
@@ -564,12 +594,10 @@ impl HidCore {
 
     fn finish_paste(&mut self) {
         let Some(p) = self.paste.take() else { return };
-        // A character counts as typed once its last stroke went down.
-        let typed = p.char_at as u32;
         self.events.push(HidEvent::PasteDone {
             requester: p.requester,
             outcome: PasteOutcome::Done {
-                typed,
+                typed: p.typed,
                 unknown: p.unknown,
             },
         });

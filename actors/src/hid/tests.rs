@@ -233,9 +233,14 @@ fn a_paste_is_refused_without_a_keyboard_and_cut_short_when_it_vanishes() {
     assert_eq!(core.paste(0, 1, "a", KeyboardLayout::Us), Err(PasteOutcome::Unavailable));
     let mut core = ready();
     core.paste(0, 1, "abc", KeyboardLayout::Us).unwrap();
-    keys(&mut core, 0);
-    core.tick(PASTE_STEP_US / 2);
-    core.written(Device::Keyboard, PASTE_STEP_US / 2, WriteOutcome::Failed);
+    // "a" goes down and up, "b" goes down; its up report fails.
+    for step in 0..3 {
+        let now = step * PASTE_STEP_US / 2;
+        core.tick(now);
+        assert_eq!(keys(&mut core, now).len(), 1);
+    }
+    core.tick(3 * PASTE_STEP_US / 2);
+    core.written(Device::Keyboard, 3 * PASTE_STEP_US / 2, WriteOutcome::Failed);
     let events: Vec<HidEvent> = core.take_events().collect();
     assert_eq!(
         events,
