@@ -200,7 +200,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             if !p.is_absolute() {
                 return Err(err(
                     Some(v.span()),
-                    format!("[hid] {name} = {:?}: expected an absolute path such as /dev/hidg0", v.get_ref()),
+                    format!(
+                        "[hid] {name} = {:?}: expected an absolute path such as /dev/hidg0",
+                        v.get_ref()
+                    ),
                 ));
             }
             *slot = p;
@@ -268,7 +271,9 @@ mod tests {
         assert_eq!(cfg.hid.keyboard, PathBuf::from("/dev/hidg5"));
         assert_eq!(cfg.hid.mouse, PathBuf::from("/dev/hidg1"));
         assert_eq!(cfg.hid.leds, PathBuf::from("/dev/hidg6"));
-        let e = parse_str("[hid]\n\nmouse = \"hidg1\"\n").unwrap_err().to_string();
+        let e = parse_str("[hid]\n\nmouse = \"hidg1\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("test.toml:3:"), "{e}");
         assert!(e.contains("absolute path"), "{e}");
         assert!(parse_str("[hid]\njoystick = \"/dev/x\"\n").is_err());

@@ -83,7 +83,10 @@ impl LatencyRing {
         if kept == 0 {
             return None;
         }
-        let mut v: Vec<u32> = self.samples[..kept].iter().map(|s| s.load(Relaxed)).collect();
+        let mut v: Vec<u32> = self.samples[..kept]
+            .iter()
+            .map(|s| s.load(Relaxed))
+            .collect();
         v.sort_unstable();
         Some(q.map(|q| v[((q * kept as f64).ceil() as usize).clamp(1, kept) - 1]))
     }
@@ -272,7 +275,10 @@ mod tests {
         let m = Metrics::default();
         m.hid_latency.record(1500);
         let text = m.render();
-        assert!(text.contains("nanokvmd_hid_input_to_report_us{quantile=\"1\"} 1500\n"), "{text}");
+        assert!(
+            text.contains("nanokvmd_hid_input_to_report_us{quantile=\"1\"} 1500\n"),
+            "{text}"
+        );
         assert!(text.contains("nanokvmd_hid_input_to_report_us_count 1\n"));
     }
 }

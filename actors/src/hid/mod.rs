@@ -42,8 +42,18 @@ pub enum Input {
     KeyDown(u8),
     KeyUp(u8),
     ReleaseAll,
-    PointerAbs { x: u16, y: u16, buttons: u8, wheel: i8 },
-    PointerRel { dx: i16, dy: i16, buttons: u8, wheel: i8 },
+    PointerAbs {
+        x: u16,
+        y: u16,
+        buttons: u8,
+        wheel: i8,
+    },
+    PointerRel {
+        dx: i16,
+        dy: i16,
+        buttons: u8,
+        wheel: i8,
+    },
     KeepAlive,
 }
 
@@ -198,7 +208,10 @@ struct Paste {
 /// Something the loop must pass on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HidEvent {
-    PasteDone { requester: u64, outcome: PasteOutcome },
+    PasteDone {
+        requester: u64,
+        outcome: PasteOutcome,
+    },
 }
 
 pub struct HidCore {
@@ -469,7 +482,11 @@ impl HidCore {
     }
 
     fn forget_idle(&mut self, client: ClientId) {
-        if self.clients.get(&client).is_some_and(|c| !c.holds_anything()) {
+        if self
+            .clients
+            .get(&client)
+            .is_some_and(|c| !c.holds_anything())
+        {
             self.clients.remove(&client);
         }
     }

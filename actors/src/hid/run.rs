@@ -235,9 +235,12 @@ fn sync_device(
     }
 }
 
+/// Opened read-write: the gadget's node takes both, and a FIFO opened for reading only
+/// would read end-of-file whenever nobody has it open for writing.
 fn open_leds(paths: &HidPaths) -> Option<Async<File>> {
     let file = OpenOptions::new()
         .read(true)
+        .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&paths.leds)
         .map_err(|e| log::debug!("hid: opening {} for LEDs: {e}", paths.leds.display()))

@@ -38,12 +38,21 @@ fn key_down_and_up_become_reports_with_their_latency() {
     let mut core = ready();
     core.input(100, 1, 90, Input::KeyDown(SHIFT));
     core.input(100, 1, 90, Input::KeyDown(A));
-    assert_eq!(core.next_write(Device::Keyboard, 100), Some(&[2, 0, 0, 0, 0, 0, 0, 0][..]));
-    assert_eq!(core.written(Device::Keyboard, 150, WriteOutcome::Written), Some(60));
+    assert_eq!(
+        core.next_write(Device::Keyboard, 100),
+        Some(&[2, 0, 0, 0, 0, 0, 0, 0][..])
+    );
+    assert_eq!(
+        core.written(Device::Keyboard, 150, WriteOutcome::Written),
+        Some(60)
+    );
     assert_eq!(keys(&mut core, 150), vec![vec![2, 0, A, 0, 0, 0, 0, 0]]);
     core.input(200, 1, 200, Input::KeyUp(A));
     core.input(200, 1, 200, Input::KeyUp(SHIFT));
-    assert_eq!(keys(&mut core, 200), vec![vec![2, 0, 0, 0, 0, 0, 0, 0], vec![0; 8]]);
+    assert_eq!(
+        keys(&mut core, 200),
+        vec![vec![2, 0, 0, 0, 0, 0, 0, 0], vec![0; 8]]
+    );
     // A repeated key-down changes nothing and sends nothing.
     core.input(300, 1, 300, Input::KeyDown(B));
     core.input(310, 1, 310, Input::KeyDown(B));
@@ -56,7 +65,10 @@ fn two_clients_type_into_one_report() {
     core.input(0, 1, 0, Input::KeyDown(A));
     core.input(0, 2, 0, Input::KeyDown(B));
     core.input(0, 2, 0, Input::KeyDown(A));
-    assert_eq!(keys(&mut core, 0).last().unwrap(), &vec![0, 0, A, B, 0, 0, 0, 0]);
+    assert_eq!(
+        keys(&mut core, 0).last().unwrap(),
+        &vec![0, 0, A, B, 0, 0, 0, 0]
+    );
     // Client 1 lets go of A, but client 2 still holds it.
     core.input(1, 1, 1, Input::KeyUp(A));
     assert_eq!(keys(&mut core, 1), Vec::<Vec<u8>>::new());
@@ -68,14 +80,37 @@ fn two_clients_type_into_one_report() {
 fn a_client_that_leaves_has_its_keys_and_buttons_released() {
     let mut core = ready();
     core.input(0, 7, 0, Input::KeyDown(A));
-    core.input(0, 7, 0, Input::PointerAbs { x: 100, y: 200, buttons: 1, wheel: 0 });
-    core.input(0, 7, 0, Input::PointerRel { dx: 0, dy: 0, buttons: 2, wheel: 0 });
+    core.input(
+        0,
+        7,
+        0,
+        Input::PointerAbs {
+            x: 100,
+            y: 200,
+            buttons: 1,
+            wheel: 0,
+        },
+    );
+    core.input(
+        0,
+        7,
+        0,
+        Input::PointerRel {
+            dx: 0,
+            dy: 0,
+            buttons: 2,
+            wheel: 0,
+        },
+    );
     keys(&mut core, 0);
     written(&mut core, Device::Absolute, 0);
     written(&mut core, Device::Mouse, 0);
     core.leave(7);
     assert_eq!(keys(&mut core, 1), vec![vec![0; 8]]);
-    assert_eq!(written(&mut core, Device::Absolute, 1), vec![vec![0, 100, 0, 200, 0, 0]]);
+    assert_eq!(
+        written(&mut core, Device::Absolute, 1),
+        vec![vec![0, 100, 0, 200, 0, 0]]
+    );
     assert_eq!(written(&mut core, Device::Mouse, 1), vec![vec![0; 4]]);
 }
 
@@ -87,9 +122,17 @@ fn a_silent_client_is_released_after_one_second_but_keep_alives_hold() {
     assert_eq!(core.next_wakeup(), Some(KEEP_ALIVE_US));
     core.input(600_000, 1, 600_000, Input::KeepAlive);
     core.tick(1_200_000);
-    assert_eq!(keys(&mut core, 1_200_000), Vec::<Vec<u8>>::new(), "kept alive");
+    assert_eq!(
+        keys(&mut core, 1_200_000),
+        Vec::<Vec<u8>>::new(),
+        "kept alive"
+    );
     core.tick(1_600_000);
-    assert_eq!(keys(&mut core, 1_600_000), vec![vec![0; 8]], "released after 1 s of silence");
+    assert_eq!(
+        keys(&mut core, 1_600_000),
+        vec![vec![0; 8]],
+        "released after 1 s of silence"
+    );
     assert_eq!(core.next_wakeup(), None, "nothing left to watch");
 }
 
@@ -97,7 +140,17 @@ fn a_silent_client_is_released_after_one_second_but_keep_alives_hold() {
 fn release_all_lets_go_of_keys_and_buttons() {
     let mut core = ready();
     core.input(0, 1, 0, Input::KeyDown(SHIFT));
-    core.input(0, 1, 0, Input::PointerRel { dx: 5, dy: 0, buttons: 1, wheel: 0 });
+    core.input(
+        0,
+        1,
+        0,
+        Input::PointerRel {
+            dx: 5,
+            dy: 0,
+            buttons: 1,
+            wheel: 0,
+        },
+    );
     keys(&mut core, 0);
     written(&mut core, Device::Mouse, 0);
     core.input(10, 1, 10, Input::ReleaseAll);
@@ -108,11 +161,47 @@ fn release_all_lets_go_of_keys_and_buttons() {
 #[test]
 fn pointer_reports_are_clamped_split_and_deduplicated() {
     let mut core = ready();
-    core.input(0, 1, 0, Input::PointerAbs { x: 40000, y: 5, buttons: 0xFF, wheel: -128 });
-    assert_eq!(written(&mut core, Device::Absolute, 0), vec![vec![0x1F, 0xFF, 0x7F, 5, 0, 0x81]]);
-    core.input(0, 1, 0, Input::PointerAbs { x: 32767, y: 5, buttons: 0x1F, wheel: 0 });
-    assert!(written(&mut core, Device::Absolute, 0).is_empty(), "same state");
-    core.input(0, 1, 0, Input::PointerRel { dx: 200, dy: -3, buttons: 0, wheel: 0 });
+    core.input(
+        0,
+        1,
+        0,
+        Input::PointerAbs {
+            x: 40000,
+            y: 5,
+            buttons: 0xFF,
+            wheel: -128,
+        },
+    );
+    assert_eq!(
+        written(&mut core, Device::Absolute, 0),
+        vec![vec![0x1F, 0xFF, 0x7F, 5, 0, 0x81]]
+    );
+    core.input(
+        0,
+        1,
+        0,
+        Input::PointerAbs {
+            x: 32767,
+            y: 5,
+            buttons: 0x1F,
+            wheel: 0,
+        },
+    );
+    assert!(
+        written(&mut core, Device::Absolute, 0).is_empty(),
+        "same state"
+    );
+    core.input(
+        0,
+        1,
+        0,
+        Input::PointerRel {
+            dx: 200,
+            dy: -3,
+            buttons: 0,
+            wheel: 0,
+        },
+    );
     let rel = written(&mut core, Device::Mouse, 0);
     assert_eq!(rel.len(), 2);
     let dx: i32 = rel.iter().map(|r| i32::from(r[1] as i8)).sum();
@@ -126,7 +215,11 @@ fn a_full_device_is_retried_and_its_queue_is_bounded() {
     assert!(core.next_write(Device::Keyboard, 0).is_some());
     core.written(Device::Keyboard, 0, WriteOutcome::WouldBlock);
     assert_eq!(core.status().keyboard, HidLink::Retrying);
-    assert_eq!(core.next_write(Device::Keyboard, 1000), None, "waits for the retry");
+    assert_eq!(
+        core.next_write(Device::Keyboard, 1000),
+        None,
+        "waits for the retry"
+    );
     assert_eq!(core.next_wakeup(), Some(RETRY_US));
     for i in 0..200u8 {
         core.input(10, 1, 10, Input::KeyDown(if i % 2 == 0 { B } else { A }));
@@ -147,7 +240,10 @@ fn a_device_full_for_long_is_reopened_keeping_its_queue() {
     assert!(!core.is_open(Device::Keyboard));
     assert!(core.wants_open(Device::Keyboard, RETRY_REOPEN_US));
     core.opened(Device::Keyboard, RETRY_REOPEN_US, true);
-    assert_eq!(keys(&mut core, RETRY_REOPEN_US), vec![vec![0, 0, A, 0, 0, 0, 0, 0]]);
+    assert_eq!(
+        keys(&mut core, RETRY_REOPEN_US),
+        vec![vec![0, 0, A, 0, 0, 0, 0, 0]]
+    );
 }
 
 #[test]
@@ -166,7 +262,11 @@ fn a_vanished_device_is_reopened_and_everything_is_released() {
     let back = 10 + 2 * REOPEN_US;
     core.opened(Device::Keyboard, back, true);
     assert_eq!(core.status().keyboard, HidLink::Ready);
-    assert_eq!(keys(&mut core, back), vec![vec![0; 8]], "released on recovery");
+    assert_eq!(
+        keys(&mut core, back),
+        vec![vec![0; 8]],
+        "released on recovery"
+    );
     // The client's old keys are forgotten: pressing B again is a fresh press.
     core.input(back, 1, back, Input::KeyDown(B));
     assert_eq!(keys(&mut core, back), vec![vec![0, 0, B, 0, 0, 0, 0, 0]]);
@@ -190,7 +290,9 @@ fn run_paste(core: &mut HidCore, mut now: Micros) -> (Vec<Vec<u8>>, PasteOutcome
         if let Some(HidEvent::PasteDone { outcome, .. }) = core.take_events().next() {
             return (out, outcome, now);
         }
-        now = core.next_wakeup().expect("a paste in progress has a wakeup");
+        now = core
+            .next_wakeup()
+            .expect("a paste in progress has a wakeup");
     }
 }
 
@@ -208,29 +310,51 @@ fn paste_types_each_character_down_then_up_at_a_steady_pace() {
             vec![0; 8],
         ]
     );
-    assert_eq!(outcome, PasteOutcome::Done { typed: 2, unknown: "€".into() });
+    assert_eq!(
+        outcome,
+        PasteOutcome::Done {
+            typed: 2,
+            unknown: "€".into()
+        }
+    );
     assert_eq!(end, 2 * PASTE_STEP_US);
-    assert_eq!(core.paste(end, 9, "x", KeyboardLayout::Us), Ok(()), "free again");
+    assert_eq!(
+        core.paste(end, 9, "x", KeyboardLayout::Us),
+        Ok(()),
+        "free again"
+    );
 }
 
 #[test]
 fn a_second_paste_is_busy_and_live_keys_go_between_pasted_ones() {
     let mut core = ready();
     core.paste(0, 1, "aaaa", KeyboardLayout::Us).unwrap();
-    assert_eq!(core.paste(0, 2, "b", KeyboardLayout::Us), Err(PasteOutcome::Busy));
+    assert_eq!(
+        core.paste(0, 2, "b", KeyboardLayout::Us),
+        Err(PasteOutcome::Busy)
+    );
     assert_eq!(keys(&mut core, 0), vec![vec![0, 0, A, 0, 0, 0, 0, 0]]);
     // A live key while the paste runs is written at once, merged with the pasted key.
     core.input(1000, 5, 1000, Input::KeyDown(B));
     assert_eq!(keys(&mut core, 1000), vec![vec![0, 0, B, A, 0, 0, 0, 0]]);
     core.input(1000, 5, 1000, Input::KeyUp(B));
     let (_, outcome, _) = run_paste(&mut core, 1000);
-    assert_eq!(outcome, PasteOutcome::Done { typed: 4, unknown: String::new() });
+    assert_eq!(
+        outcome,
+        PasteOutcome::Done {
+            typed: 4,
+            unknown: String::new()
+        }
+    );
 }
 
 #[test]
 fn a_paste_is_refused_without_a_keyboard_and_cut_short_when_it_vanishes() {
     let mut core = HidCore::new();
-    assert_eq!(core.paste(0, 1, "a", KeyboardLayout::Us), Err(PasteOutcome::Unavailable));
+    assert_eq!(
+        core.paste(0, 1, "a", KeyboardLayout::Us),
+        Err(PasteOutcome::Unavailable)
+    );
     let mut core = ready();
     core.paste(0, 1, "abc", KeyboardLayout::Us).unwrap();
     // "a" goes down and up, "b" goes down; its up report fails.
@@ -240,13 +364,20 @@ fn a_paste_is_refused_without_a_keyboard_and_cut_short_when_it_vanishes() {
         assert_eq!(keys(&mut core, now).len(), 1);
     }
     core.tick(3 * PASTE_STEP_US / 2);
-    core.written(Device::Keyboard, 3 * PASTE_STEP_US / 2, WriteOutcome::Failed);
+    core.written(
+        Device::Keyboard,
+        3 * PASTE_STEP_US / 2,
+        WriteOutcome::Failed,
+    );
     let events: Vec<HidEvent> = core.take_events().collect();
     assert_eq!(
         events,
         vec![HidEvent::PasteDone {
             requester: 1,
-            outcome: PasteOutcome::Done { typed: 1, unknown: String::new() }
+            outcome: PasteOutcome::Done {
+                typed: 1,
+                unknown: String::new()
+            }
         }]
     );
 }
@@ -265,5 +396,11 @@ fn a_dead_key_character_is_two_strokes() {
             vec![0; 8],
         ]
     );
-    assert_eq!(outcome, PasteOutcome::Done { typed: 1, unknown: String::new() });
+    assert_eq!(
+        outcome,
+        PasteOutcome::Done {
+            typed: 1,
+            unknown: String::new()
+        }
+    );
 }

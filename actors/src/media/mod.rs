@@ -81,7 +81,10 @@ pub enum SimInput {
     Text(String),
     Console(u8),
     /// In 0..=32767 units across the screen.
-    Pointer { x: u16, y: u16 },
+    Pointer {
+        x: u16,
+        y: u16,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -188,16 +188,40 @@ impl SessionCore {
             (true, ClientMsg::SetStreamSettings(s)) => {
                 out.push(SessionAction::Request(Request::Settings(s)))
             }
-            (true, ClientMsg::KeyDown { usage }) => out.push(SessionAction::Hid(Input::KeyDown(usage))),
+            (true, ClientMsg::KeyDown { usage }) => {
+                out.push(SessionAction::Hid(Input::KeyDown(usage)))
+            }
             (true, ClientMsg::KeyUp { usage }) => out.push(SessionAction::Hid(Input::KeyUp(usage))),
             (true, ClientMsg::ReleaseAll) => out.push(SessionAction::Hid(Input::ReleaseAll)),
             (true, ClientMsg::KeepAlive) => out.push(SessionAction::Hid(Input::KeepAlive)),
-            (true, ClientMsg::PointerAbs { x, y, buttons, wheel }) => {
-                out.push(SessionAction::Hid(Input::PointerAbs { x, y, buttons, wheel }))
-            }
-            (true, ClientMsg::PointerRel { dx, dy, buttons, wheel }) => {
-                out.push(SessionAction::Hid(Input::PointerRel { dx, dy, buttons, wheel }))
-            }
+            (
+                true,
+                ClientMsg::PointerAbs {
+                    x,
+                    y,
+                    buttons,
+                    wheel,
+                },
+            ) => out.push(SessionAction::Hid(Input::PointerAbs {
+                x,
+                y,
+                buttons,
+                wheel,
+            })),
+            (
+                true,
+                ClientMsg::PointerRel {
+                    dx,
+                    dy,
+                    buttons,
+                    wheel,
+                },
+            ) => out.push(SessionAction::Hid(Input::PointerRel {
+                dx,
+                dy,
+                buttons,
+                wheel,
+            })),
             (true, ClientMsg::Paste { text, layout }) => {
                 out.push(SessionAction::Paste(text, layout))
             }
@@ -358,10 +382,21 @@ mod tests {
             run(&mut s, Inbound::Binary(&key)),
             vec![SessionAction::Hid(Input::KeyDown(4))]
         );
-        let abs = ClientMsg::PointerAbs { x: 1, y: 2, buttons: 1, wheel: -1 }.encode();
+        let abs = ClientMsg::PointerAbs {
+            x: 1,
+            y: 2,
+            buttons: 1,
+            wheel: -1,
+        }
+        .encode();
         assert_eq!(
             run(&mut s, Inbound::Binary(&abs)),
-            vec![SessionAction::Hid(Input::PointerAbs { x: 1, y: 2, buttons: 1, wheel: -1 })]
+            vec![SessionAction::Hid(Input::PointerAbs {
+                x: 1,
+                y: 2,
+                buttons: 1,
+                wheel: -1
+            })]
         );
         let paste = ClientMsg::Paste {
             text: "hi".into(),
@@ -370,12 +405,18 @@ mod tests {
         .encode();
         assert_eq!(
             run(&mut s, Inbound::Binary(&paste)),
-            vec![SessionAction::Paste("hi".into(), nanokvm_protocol::KeyboardLayout::De)]
+            vec![SessionAction::Paste(
+                "hi".into(),
+                nanokvm_protocol::KeyboardLayout::De
+            )]
         );
         let busy = paste_reply(&PasteOutcome::Busy);
         assert!(matches!(
             ServerMsg::decode(&busy),
-            Ok(ServerMsg::Error { code: ErrorCode::Busy, .. })
+            Ok(ServerMsg::Error {
+                code: ErrorCode::Busy,
+                ..
+            })
         ));
     }
 

@@ -47,7 +47,9 @@ impl Cursor {
 
     /// Puts back the pixels under the pointer, unless the frame was redrawn (`full`).
     pub fn lift(&mut self, fb: &mut RgbFrame, full: bool) {
-        let Some((x, y)) = self.drawn.take() else { return };
+        let Some((x, y)) = self.drawn.take() else {
+            return;
+        };
         if full {
             return;
         }
@@ -61,7 +63,9 @@ impl Cursor {
 
     /// Draws the pointer where it is now; returns whether it moved since it was last drawn.
     pub fn draw(&mut self, fb: &mut RgbFrame, previous: Option<(usize, usize)>) -> bool {
-        let Some((ux, uy)) = self.position else { return false };
+        let Some((ux, uy)) = self.position else {
+            return false;
+        };
         let x = usize::from(ux) * usize::from(fb.width) / 32768;
         let y = usize::from(uy) * usize::from(fb.height) / 32768;
         let (w, h) = clipped(fb, x, y);
@@ -103,7 +107,10 @@ mod tests {
     #[test]
     fn lifting_restores_the_pixels_and_moving_is_noticed() {
         let mut fb = RgbFrame::new(64, 48);
-        fb.data.iter_mut().enumerate().for_each(|(i, b)| *b = (i % 251) as u8);
+        fb.data
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = (i % 251) as u8);
         let original = fb.data.clone();
         let mut c = Cursor::default();
         assert!(!c.draw(&mut fb, None), "no pointer before the first report");

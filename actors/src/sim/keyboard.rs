@@ -40,7 +40,8 @@ impl Default for SimKeyboard {
 impl SimKeyboard {
     pub fn new() -> Self {
         // The descriptor is a constant that a test parses; failing here is a build defect.
-        let layout = ReportLayout::parse(descriptor::KEYBOARD).unwrap_or(ReportLayout { fields: Vec::new() });
+        let layout = ReportLayout::parse(descriptor::KEYBOARD)
+            .unwrap_or(ReportLayout { fields: Vec::new() });
         Self {
             layout,
             modifiers: 0,
@@ -55,7 +56,9 @@ impl SimKeyboard {
 
     /// The usages held now (modifiers as 0xE0..=0xE7).
     pub fn held(&self) -> Vec<u8> {
-        let mods = (0..8).filter(|b| self.modifiers >> b & 1 == 1).map(|b| 0xE0 + b);
+        let mods = (0..8)
+            .filter(|b| self.modifiers >> b & 1 == 1)
+            .map(|b| 0xE0 + b);
         mods.chain(self.keys.iter().copied()).collect()
     }
 
@@ -81,7 +84,11 @@ impl SimKeyboard {
         if keys.contains(&ERROR_ROLL_OVER) {
             return; // too many keys: the keyboard says nothing about which; keep the old set
         }
-        let pressed: Vec<u8> = keys.iter().copied().filter(|k| !self.keys.contains(k)).collect();
+        let pressed: Vec<u8> = keys
+            .iter()
+            .copied()
+            .filter(|k| !self.keys.contains(k))
+            .collect();
         self.keys = keys;
         for usage in pressed {
             self.key_down(usage, out);
@@ -162,10 +169,12 @@ fn us_char(usage: u8, shift: bool, caps: bool, num: bool) -> Option<char> {
         0x57 => '+',
         0x59..=0x62 if num => char::from(KEYPAD_DIGITS[usize::from(usage - 0x59)]),
         0x63 if num => '.',
-        _ => return PUNCT
-            .iter()
-            .find(|(u, _, _)| *u == usage)
-            .map(|&(_, plain, shifted)| if shift { shifted } else { plain }),
+        _ => {
+            return PUNCT
+                .iter()
+                .find(|(u, _, _)| *u == usage)
+                .map(|&(_, plain, shifted)| if shift { shifted } else { plain })
+        }
     })
 }
 
@@ -225,9 +234,15 @@ mod tests {
     #[test]
     fn ctrl_alt_function_keys_switch_consoles_and_shortcuts_type_nothing() {
         let mut kb = SimKeyboard::new();
-        assert_eq!(feed(&mut kb, &[0xE0, 0xE2, 0x3B]), vec![KeyAction::SwitchConsole(2)]);
+        assert_eq!(
+            feed(&mut kb, &[0xE0, 0xE2, 0x3B]),
+            vec![KeyAction::SwitchConsole(2)]
+        );
         feed(&mut kb, &[]);
-        assert_eq!(feed(&mut kb, &[0xE4, 0xE6, 0x3D]), vec![KeyAction::SwitchConsole(4)]);
+        assert_eq!(
+            feed(&mut kb, &[0xE4, 0xE6, 0x3D]),
+            vec![KeyAction::SwitchConsole(4)]
+        );
         feed(&mut kb, &[]);
         assert_eq!(feed(&mut kb, &[0xE0, 0x06]), vec![], "Ctrl+C types nothing");
     }

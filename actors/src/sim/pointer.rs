@@ -50,7 +50,11 @@ impl SimPointer {
 
     pub fn relative_report(&mut self, r: &[u8]) {
         let l = &self.relative;
-        let axis = |u| l.find(USAGE_PAGE_DESKTOP, u).and_then(|(f, i)| f.value(r, i)).unwrap_or(0);
+        let axis = |u| {
+            l.find(USAGE_PAGE_DESKTOP, u)
+                .and_then(|(f, i)| f.value(r, i))
+                .unwrap_or(0)
+        };
         let (dx, dy, wheel) = (axis(USAGE_X), axis(USAGE_Y), axis(USAGE_WHEEL));
         let buttons = buttons(l, r);
         let scale = |pos: u16, d: i32, span: i32| {
@@ -65,7 +69,11 @@ impl SimPointer {
 
     pub fn absolute_report(&mut self, r: &[u8]) {
         let l = &self.absolute;
-        let axis = |u| l.find(USAGE_PAGE_DESKTOP, u).and_then(|(f, i)| f.value(r, i)).unwrap_or(0);
+        let axis = |u| {
+            l.find(USAGE_PAGE_DESKTOP, u)
+                .and_then(|(f, i)| f.value(r, i))
+                .unwrap_or(0)
+        };
         self.state.x = axis(USAGE_X).clamp(0, i32::from(ABSOLUTE_MAX)) as u16;
         self.state.y = axis(USAGE_Y).clamp(0, i32::from(ABSOLUTE_MAX)) as u16;
         self.state.wheel += axis(USAGE_WHEEL);
@@ -92,7 +100,15 @@ mod tests {
     fn absolute_reports_place_the_pointer() {
         let mut p = SimPointer::new();
         p.absolute_report(&absolute_report(1000, 32767, 0b101, -2));
-        assert_eq!(p.state, PointerState { x: 1000, y: 32767, buttons: 0b101, wheel: -2 });
+        assert_eq!(
+            p.state,
+            PointerState {
+                x: 1000,
+                y: 32767,
+                buttons: 0b101,
+                wheel: -2
+            }
+        );
     }
 
     #[test]
@@ -102,7 +118,10 @@ mod tests {
         for r in mouse_reports(192, 108, 1, 1) {
             p.relative_report(&r);
         }
-        assert_eq!((p.state.x, p.state.y, p.state.buttons, p.state.wheel), (3276, 3276, 1, 1));
+        assert_eq!(
+            (p.state.x, p.state.y, p.state.buttons, p.state.wheel),
+            (3276, 3276, 1, 1)
+        );
         for r in mouse_reports(-5000, -5000, 0, 0) {
             p.relative_report(&r);
         }

@@ -97,11 +97,7 @@ impl Plugged {
 /// How often an undelivered LED byte is retried.
 const LED_RETRY: Duration = Duration::from_millis(100);
 
-pub async fn run(
-    inbox: Receiver<SimTargetMsg>,
-    paths: HidPaths,
-    media: Sender<MediaCmd>,
-) {
+pub async fn run(inbox: Receiver<SimTargetMsg>, paths: HidPaths, media: Sender<MediaCmd>) {
     let mut keyboard = SimKeyboard::new();
     let mut pointer = SimPointer::new();
     let mut plugged = match Plugged::open(&paths) {
@@ -143,15 +139,23 @@ pub async fn run(
                     None => future::pending().await,
                     Some(p) => {
                         let kb = async {
-                            read_reports(&p.keyboard, KEYBOARD_REPORT_LEN).await.map(Next::Keyboard)
+                            read_reports(&p.keyboard, KEYBOARD_REPORT_LEN)
+                                .await
+                                .map(Next::Keyboard)
                         };
                         let mouse = async {
-                            read_reports(&p.mouse, MOUSE_REPORT_LEN).await.map(Next::Mouse)
+                            read_reports(&p.mouse, MOUSE_REPORT_LEN)
+                                .await
+                                .map(Next::Mouse)
                         };
                         let abs = async {
-                            read_reports(&p.absolute, ABSOLUTE_REPORT_LEN).await.map(Next::Absolute)
+                            read_reports(&p.absolute, ABSOLUTE_REPORT_LEN)
+                                .await
+                                .map(Next::Absolute)
                         };
-                        future::or(kb, future::or(mouse, abs)).await.unwrap_or_else(Next::Failed)
+                        future::or(kb, future::or(mouse, abs))
+                            .await
+                            .unwrap_or_else(Next::Failed)
                     }
                 }
             };

@@ -69,7 +69,13 @@ pub async fn paste(req: Request<Incoming>, app: &App) -> Response<Body> {
         layout: request.layout.into(),
         reply,
     };
-    let stopped = || respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, "the hid actor stopped\n");
+    let stopped = || {
+        respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            "the hid actor stopped\n",
+        )
+    };
     if app.hid.send(msg).await.is_err() {
         return stopped();
     }

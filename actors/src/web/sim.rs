@@ -21,7 +21,12 @@ pub async fn state(app: &App) -> Response<Body> {
         )
     };
     let (tx, rx) = async_channel::bounded(1);
-    if app.media.send(MediaCmd::SimScreenState { reply: tx }).await.is_err() {
+    if app
+        .media
+        .send(MediaCmd::SimScreenState { reply: tx })
+        .await
+        .is_err()
+    {
         return unavailable("the media thread");
     }
     let Ok((console, text)) = rx.recv().await else {
@@ -55,10 +60,11 @@ struct ConnectRequest {
 }
 
 pub async fn connect_hid(req: Request<Incoming>, app: &App) -> Response<Body> {
-    let connected = match json_body::<ConnectRequest>(req, 1024, "{\"connected\": true|false}").await {
-        Ok(r) => r.connected,
-        Err(response) => return response,
-    };
+    let connected =
+        match json_body::<ConnectRequest>(req, 1024, "{\"connected\": true|false}").await {
+            Ok(r) => r.connected,
+            Err(response) => return response,
+        };
     match &app.sim_target {
         Some(target) if target.send(SimTargetMsg::Connect(connected)).await.is_ok() => {
             respond(StatusCode::NO_CONTENT, TEXT, bytes::Bytes::new())
