@@ -7,6 +7,7 @@
 //   { type: 'visibility', visible }                 the page was hidden or shown
 //   { type: 'mode', mode }                          "h264" | "mjpeg", the user's codec choice
 //   { type: 'settings', settings }                  send SetStreamSettings
+//   { type: 'input', msg }                          send a keyboard/mouse/paste ClientMsg
 // Worker → page messages:
 //   { type: 'stats', stats }                        the whole stats object (stats.js)
 //   { type: 'connection', state, code, reason, retryMs }   "connecting" | "connected" | "disconnected"
@@ -14,6 +15,8 @@
 //   { type: 'videoStatus', status }                 VideoStatus
 //   { type: 'serverError', code, message }          an Error message from the server
 //   { type: 'h264Unusable', message }               decoding keeps failing; fall back to MJPEG
+//   { type: 'hidStatus', status }                   HidStatus: HID links and the target's LEDs
+//   { type: 'pasteDone', typed, unknown }           a paste finished
 
 import { decodeServerMsg, encodeClientMsg, PROTOCOL_VERSION } from './protocol.js';
 import { ClockOffset, nowUs } from './clock.js';
@@ -59,6 +62,10 @@ self.onmessage = ({ data: msg }) => {
       break;
     case 'settings':
       send({ SetStreamSettings: msg.settings });
+      break;
+    case 'input':
+      // Input while disconnected is dropped: what was held is released by the server.
+      send(msg.msg);
       break;
     default:
       throw new Error(`video worker: unknown message ${msg.type}`);
@@ -217,6 +224,16 @@ function onServerMsg(msg) {
       break;
     case 'Error':
       postMessage({ type: 'serverError', code: body.code, message: body.message });
+      break;
+    case 'HidStatus':
+      postMessage({ type: 'hidStatus', status: body });
+      break;
+    case 'PasteDone':
+      postMessage({ type: 'pasteDone', typed: body.typed, unknown: body.unknown });
+      break;
+    case 'Atx':
+    case 'AtxDone':
+      // The front panel is not shown by this console yet.
       break;
     default:
       // decodeServerMsg returns only the variants above.
