@@ -18,6 +18,7 @@ use crate::media::{self, MediaError, ReplaySource, Source};
 use crate::metrics::Metrics;
 use crate::session::DeviceFeeds;
 use crate::watch::watch;
+use crate::hid::HidPaths;
 use crate::{capture, encoder, hid, web};
 
 #[derive(Debug)]
@@ -90,6 +91,19 @@ fn sim_root() -> Result<(), DaemonError> {
     Ok(())
 }
 
+#[cfg(feature = "sim")]
+fn sim_hid_paths(root: &crate::sim::root::SimRoot) -> Result<HidPaths, DaemonError> {
+    crate::sim::target::create_fifos(root.path())
+        .map_err(|e| DaemonError::Io("creating the simulated target's HID FIFOs", e))
+}
+
+#[cfg(not(feature = "sim"))]
+fn sim_hid_paths(_root: &()) -> Result<HidPaths, DaemonError> {
+    Err(DaemonError::Backend(
+        "this build has no simulated target (feature `sim`)".into(),
+    ))
+}
+
 #[cfg(not(feature = "sim"))]
 fn sim_source() -> Result<Source, DaemonError> {
     Err(DaemonError::Backend(
@@ -97,14 +111,14 @@ fn sim_source() -> Result<Source, DaemonError> {
     ))
 }
 
-pub fn run(mut cfg: Config) -> Result<(), DaemonError> {
+pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let (source, sim) = select_source(&cfg)?;
     let sim_root = if sim { Some(sim_root()?) } else { None };
-    #[cfg(feature = "sim")]
-    if let Some(root) = &sim_root {
-        cfg.hid = crate::sim::target::create_fifos(root.path())
-            .map_err(|e| DaemonError::Io("creating the simulated target's HID FIFOs", e))?;
-    }
+    // The simulated target's FIFOs stand where the gadget's devices would be.
+    let hid_paths = match &sim_root {
+        Some(root) => sim_hid_paths(root)?,
+        None => cfg.hid.clone(),
+    };
     let jpeg_available = !matches!(source, Source::Replay(_));
     let clock = Clock::start();
     let metrics = Arc::new(Metrics::default());
@@ -154,7 +168,7 @@ pub fn run(mut cfg: Config) -> Result<(), DaemonError> {
             let (tx, rx) = async_channel::bounded(16);
             ex.spawn(crate::sim::target::run(
                 rx,
-                cfg.hid.clone(),
+                hid_paths.clone(),
                 media.handle.commands.clone(),
             ))
             .detach();
@@ -169,7 +183,7 @@ pub fn run(mut cfg: Config) -> Result<(), DaemonError> {
         let (hid_tx, hid_rx) = async_channel::bounded(64);
         ex.spawn(hid::run(
             hid_rx,
-            cfg.hid.clone(),
+            hid_paths,
             hid_status,
             clock,
             metrics.clone(),
