@@ -14,11 +14,11 @@ use smol::LocalExecutor;
 
 use crate::clock::Clock;
 use crate::config::{BackendChoice, Config, SourceSpec};
+use crate::hid::HidPaths;
 use crate::media::{self, MediaError, ReplaySource, Source};
 use crate::metrics::Metrics;
 use crate::session::DeviceFeeds;
 use crate::watch::watch;
-use crate::hid::HidPaths;
 use crate::{capture, encoder, hid, web};
 
 #[derive(Debug)]

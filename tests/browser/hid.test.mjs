@@ -6,59 +6,13 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-const DAEMON = process.env.NANOKVMD_BIN ?? fileURLToPath(new URL('../../target/debug/nanokvmd', import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'];
-
-/** Starts the sim daemon; resolves with it and its URL once it prints its listening line. */
-function startDaemon() {
-  const child = spawn(DAEMON, ['--listen', '127.0.0.1:0', '--backend', 'sim'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    stderr = (stderr + chunk).slice(-8192);
-  });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  return new Promise((resolve, reject) => {
-    const fail = (why) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      child.stdout.destroy();
-      child.stderr.destroy();
-      reject(new Error(`${why}\n--- nanokvmd stderr ---\n${stderr}`));
-    };
-    const timer = setTimeout(() => fail('nanokvmd printed no listening line in 20 s'), 20_000);
-    child.once('error', (error) => fail(`cannot run ${DAEMON}: ${error.message}`));
-    child.once('exit', (code) => fail(`nanokvmd exited before listening (code ${code})`));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const match = /^nanokvmd listening on (http:\/\/\S+)$/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, exited, url: match[1], stderr: () => stderr });
-      }
-    });
-  });
-}
-
-async function stopDaemon(daemon) {
-  if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) return;
-  daemon.child.kill('SIGTERM');
-  const stopped = await Promise.race([daemon.exited.then(() => true), sleep(3000).then(() => false)]);
-  if (!stopped) {
-    daemon.child.kill('SIGKILL');
-    await daemon.exited;
-  }
-}
+import { CHROMIUM, CHROMIUM_ARGS, startDaemon, stopDaemon, waitFor } from './daemon.mjs';
 
 describe('keyboard and mouse from the console', { timeout: 90_000 }, () => {
   let daemon = null;
@@ -102,16 +56,6 @@ describe('keyboard and mouse from the console', { timeout: 90_000 }, () => {
     assert.equal(r.status, 200);
     return r.json();
   };
-
-  async function waitFor(what, read, accept, timeout) {
-    const deadline = Date.now() + timeout;
-    for (;;) {
-      const value = await read();
-      if (accept(value)) return value;
-      if (Date.now() >= deadline) throw new Error(`${what}: not within ${timeout} ms; last: ${JSON.stringify(value)}`);
-      await sleep(50);
-    }
-  }
 
   const stats = () => page.evaluate(() => ({ ...window.nanokvm?.stats }));
 
