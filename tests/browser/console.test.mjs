@@ -6,42 +6,31 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { chromium } from 'playwright-core';
-
-import { CHROMIUM, CHROMIUM_ARGS, startDaemon, stopDaemon, waitFor } from './daemon.mjs';
+import { launchChromium, startDaemon, stopDaemon, waitFor } from './daemon.mjs';
 
 const TEST_TIMEOUT_MS = 30_000;
 
 describe('web console against the sim daemon', { timeout: 120_000 }, () => {
   let daemon = null;
-  let profileDir = null;
+  let browser = null;
   let context = null;
   let page = null;
   const consoleErrors = [];
 
   before(async () => {
     daemon = await startDaemon();
-    profileDir = await mkdtemp(join(tmpdir(), 'nanokvm-chromium-'));
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
+    context = browser.context;
     page = context.pages()[0] ?? (await context.newPage());
     watchErrors(page);
     await page.goto(daemon.url);
   });
 
   after(async () => {
-    await context?.close().catch(() => {});
+    await browser?.close();
     if (daemon !== null) await stopDaemon(daemon);
-    if (profileDir !== null) await rm(profileDir, { recursive: true, force: true });
   });
 
   function watchErrors(p) {

@@ -4,9 +4,14 @@
 // and Chromium at /usr/bin/chromium (CHROMIUM_BIN to override). Every wait is bounded.
 
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
 
 export const DAEMON = process.env.NANOKVMD_BIN ?? fileURLToPath(new URL('../../target/debug/nanokvmd', import.meta.url));
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
@@ -81,4 +86,22 @@ export async function waitFor(what, read, accept, timeout) {
     }
     await sleep(25);
   }
+}
+
+/** Headless Chromium with a fresh profile; `close()` ends it and removes the profile. */
+export async function launchChromium() {
+  const profileDir = await mkdtemp(join(tmpdir(), 'nanokvm-chromium-'));
+  const context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 30_000,
+  });
+  return {
+    context,
+    async close() {
+      await context.close().catch(() => {});
+      await rm(profileDir, { recursive: true, force: true });
+    },
+  };
 }
