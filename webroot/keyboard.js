@@ -32,6 +32,8 @@ export class KeyboardCapture {
   }
 
   onKey(event, down) {
+    // Keys on the notice's close button are the console's own.
+    if (event.target !== this.surface && event.target.closest?.('.notice')) return;
     const usage = usageForCode(event.code);
     // Everything typed on the console is the target's, known key or not.
     event.preventDefault();

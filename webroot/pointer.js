@@ -49,6 +49,8 @@ export class PointerCapture {
   }
 
   onPointer(event) {
+    // The notice and its button sit on the stage too; they are the console's, not the target's.
+    if (event.target instanceof Element && event.target.closest('.notice')) return;
     // Browser `buttons` bits are the HID ones: left, right, middle, back, forward.
     const buttons = event.buttons & 0x1f;
     if (event.type === 'pointerdown') {
