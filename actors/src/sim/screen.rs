@@ -919,6 +919,29 @@ mod tests {
     }
 
     #[test]
+    fn the_pointer_is_drawn_moved_and_lifted_without_a_trace() {
+        let (mut s, mut fb) = rendered();
+        let before = fb.data.clone();
+        let stride = fb.stride();
+        // The 12x19 pixels at the screen's centre, where the pointer goes first.
+        let spot = |data: &[u8]| -> Vec<u8> {
+            (540..540 + 19)
+                .flat_map(|y| data[y * stride + 960 * 3..y * stride + (960 + 12) * 3].to_vec())
+                .collect()
+        };
+        s.set_pointer(16384, 16384);
+        assert!(s.render(&mut fb), "the pointer appears");
+        assert_ne!(spot(&fb.data), spot(&before));
+        assert!(
+            !s.render(&mut fb),
+            "a pointer that did not move changes nothing"
+        );
+        s.set_pointer(0, 32767);
+        assert!(s.render(&mut fb), "the pointer moved");
+        assert_eq!(spot(&fb.data), spot(&before), "its old spot is as it was");
+    }
+
+    #[test]
     fn new_buffer_or_invalidate_means_full_redraw() {
         let (mut s, fb) = rendered();
         let mut other = RgbFrame::new(1920, 1080);
