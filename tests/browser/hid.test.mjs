@@ -77,7 +77,8 @@ describe('keyboard and mouse from the console', { timeout: 90_000 }, () => {
     // Enter and Backspace are keys too.
     await page.keyboard.press('Backspace');
     await page.keyboard.press('Enter');
-    await waitFor('backspace and a new line', targetState, (t) => t.text.endsWith('123 @\n') || t.text.endsWith('123 @'), 5000);
+    await typeLikeAPerson('ok');
+    await waitFor('backspace, a new line, more text', targetState, (t) => t.text.endsWith('123 @\nok'), 5000);
   });
 
   test('a click lands where it was made on the picture', { timeout: 30_000 }, async () => {
