@@ -5,6 +5,7 @@ import { AtxPanel } from './atx.js';
 import { SettingsForm, sameSettings } from './settings.js';
 import { createStats } from './stats.js';
 import { formatStats } from './stats-overlay.js';
+import { setupInput } from './input.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -60,6 +61,23 @@ worker.postMessage(
 );
 showMode();
 
+// Keyboard and mouse go out through the worker's WebSocket.
+const input = setupInput({
+  stage: ui.stage,
+  pictureSize,
+  send: (msg) => worker.postMessage({ type: 'input', msg }),
+  notice: showNotice,
+});
+
+/** The size of the picture shown now, for mapping pointer positions onto it. */
+function pictureSize() {
+  if (mode === 'mjpeg' && ui.mjpeg.naturalWidth > 0) {
+    return { width: ui.mjpeg.naturalWidth, height: ui.mjpeg.naturalHeight };
+  }
+  if (stats.width > 0 && stats.height > 0) return { width: stats.width, height: stats.height };
+  return videoStatus === null ? null : { width: videoStatus.width, height: videoStatus.height };
+}
+
 document.addEventListener('visibilitychange', () => {
   worker.postMessage({ type: 'visibility', visible: !document.hidden });
   updateMjpeg();
@@ -93,6 +111,12 @@ function onWorkerMessage(msg) {
       // A refused change leaves the settings as they were; the form says so.
       if (msg.code === 'InvalidSettings' && serverSettings !== null) settingsForm.showSettings(serverSettings);
       break;
+    case 'hidStatus':
+      input.onHidStatus(msg.status);
+      break;
+    case 'pasteDone':
+      input.onPasteDone(msg);
+      break;
     case 'h264Unusable':
       showNotice(`This browser cannot decode the H.264 stream (${msg.message}); showing MJPEG instead.`);
       setMode('mjpeg');
@@ -123,6 +147,7 @@ function showConnection({ state, code, reason, retryMs }) {
     ui.connectionText.textContent = 'connected';
   } else {
     lastDisconnect = reason || CLOSE_CODES[code] || `closed with code ${code}`;
+    input.onDisconnect();
     ui.connectionText.textContent = `disconnected: ${lastDisconnect} — retrying in ${formatSeconds(retryMs)}`;
     // The size and rate shown belong to a stream that is gone.
     videoStatus = null;

@@ -8,6 +8,7 @@
 //   { type: 'mode', mode }                          "h264" | "mjpeg", the user's codec choice
 //   { type: 'settings', settings }                  send SetStreamSettings
 //   { type: 'atx', action }                         send Atx(action): press a front-panel button
+//   { type: 'input', msg }                          send a keyboard/mouse/paste ClientMsg
 // Worker → page messages:
 //   { type: 'stats', stats }                        the whole stats object (stats.js)
 //   { type: 'connection', state, code, reason, retryMs }   "connecting" | "connected" | "disconnected"
@@ -17,6 +18,8 @@
 //   { type: 'atx', state }                          AtxState: LEDs and the press in progress
 //   { type: 'atxDone', done }                       AtxDone: a press this console asked for ended
 //   { type: 'h264Unusable', message }               decoding keeps failing; fall back to MJPEG
+//   { type: 'hidStatus', status }                   HidStatus: HID links and the target's LEDs
+//   { type: 'pasteDone', typed, unknown }           a paste finished
 
 import { decodeServerMsg, encodeClientMsg, PROTOCOL_VERSION } from './protocol.js';
 import { ClockOffset, nowUs } from './clock.js';
@@ -65,6 +68,10 @@ self.onmessage = ({ data: msg }) => {
       break;
     case 'atx':
       send({ Atx: msg.action });
+      break;
+    case 'input':
+      // Input while disconnected is dropped: what was held is released by the server.
+      send(msg.msg);
       break;
     default:
       throw new Error(`video worker: unknown message ${msg.type}`);
@@ -231,7 +238,10 @@ function onServerMsg(msg) {
       postMessage({ type: 'atxDone', done: body });
       break;
     case 'HidStatus':
-      // Shown by the keyboard and mouse UI (hid issue); until then not an error.
+      postMessage({ type: 'hidStatus', status: body });
+      break;
+    case 'PasteDone':
+      postMessage({ type: 'pasteDone', typed: body.typed, unknown: body.unknown });
       break;
     default:
       // decodeServerMsg returns only the variants above.

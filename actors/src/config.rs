@@ -6,6 +6,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use nanokvm_protocol::{Resolution, StreamSettings};
+
+use crate::hid::HidPaths;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -46,6 +48,8 @@ pub struct Config {
     pub source: Option<SourceSpec>,
     pub stream: StreamSettings,
     pub atx: AtxSettings,
+    /// The USB HID gadget's device files (in sim mode the daemon points them at its FIFOs).
+    pub hid: HidPaths,
 }
 
 impl Default for Config {
@@ -56,6 +60,7 @@ impl Default for Config {
             source: None,
             stream: StreamSettings::default(),
             atx: AtxSettings::default(),
+            hid: HidPaths::default(),
         }
     }
 }
@@ -109,6 +114,7 @@ struct FileConfig {
     source: Option<Spanned<String>>,
     video: Option<VideoSection>,
     atx: Option<AtxSection>,
+    hid: Option<HidSection>,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +123,15 @@ struct AtxSection {
     variant: Option<Spanned<String>>,
     gpio_root: Option<Spanned<String>>,
     power_long_ms: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HidSection {
+    keyboard: Option<Spanned<String>>,
+    mouse: Option<Spanned<String>>,
+    absolute: Option<Spanned<String>>,
+    leds: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -241,6 +256,28 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 })?;
         }
     }
+    if let Some(hid) = file.hid {
+        let paths = &mut cfg.hid;
+        for (name, value, slot) in [
+            ("keyboard", hid.keyboard, &mut paths.keyboard),
+            ("mouse", hid.mouse, &mut paths.mouse),
+            ("absolute", hid.absolute, &mut paths.absolute),
+            ("leds", hid.leds, &mut paths.leds),
+        ] {
+            let Some(v) = value else { continue };
+            let p = PathBuf::from(v.get_ref());
+            if !p.is_absolute() {
+                return Err(err(
+                    Some(v.span()),
+                    format!(
+                        "[hid] {name} = {:?}: expected an absolute path such as /dev/hidg0",
+                        v.get_ref()
+                    ),
+                ));
+            }
+            *slot = p;
+        }
+    }
     Ok(cfg)
 }
 
@@ -295,6 +332,20 @@ mod tests {
                 jpeg_quality: 50
             }
         );
+    }
+
+    #[test]
+    fn hid_paths_are_read_and_must_be_absolute() {
+        let cfg = parse_str("[hid]\nkeyboard = \"/dev/hidg5\"\nleds = \"/dev/hidg6\"\n").unwrap();
+        assert_eq!(cfg.hid.keyboard, PathBuf::from("/dev/hidg5"));
+        assert_eq!(cfg.hid.mouse, PathBuf::from("/dev/hidg1"));
+        assert_eq!(cfg.hid.leds, PathBuf::from("/dev/hidg6"));
+        let e = parse_str("[hid]\n\nmouse = \"hidg1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("test.toml:3:"), "{e}");
+        assert!(e.contains("absolute path"), "{e}");
+        assert!(parse_str("[hid]\njoystick = \"/dev/x\"\n").is_err());
     }
 
     #[test]

@@ -14,11 +14,12 @@ use smol::LocalExecutor;
 
 use crate::clock::Clock;
 use crate::config::{BackendChoice, Config, SourceSpec};
+use crate::hid::HidPaths;
 use crate::media::{self, MediaError, ReplaySource, Source};
 use crate::metrics::Metrics;
 use crate::session::DeviceFeeds;
 use crate::watch::watch;
-use crate::{atx, capture, encoder, web};
+use crate::{atx, capture, encoder, hid, web};
 
 #[derive(Debug)]
 pub enum DaemonError {
@@ -105,7 +106,8 @@ fn sim_gpio_root(_: Option<&()>) -> Option<PathBuf> {
 }
 
 /// Lays out the simulated target's front-panel files and starts its power side, which
-/// watches them. Returns its state for `/api/sim/state`.
+/// watches them. Returns its state for `/api/sim/state` and its HDD LED, which the simulated
+/// keyboard's typing blinks.
 #[cfg(feature = "sim")]
 fn start_sim_target(
     ex: &LocalExecutor<'static>,
@@ -113,15 +115,20 @@ fn start_sim_target(
     variant: Option<atx::Variant>,
     media: async_channel::Sender<media::MediaCmd>,
     clock: Clock,
-) -> Result<crate::sim::state::SimStateFeed, DaemonError> {
+) -> Result<
+    (
+        crate::sim::state::SimStateFeed,
+        crate::sim::power::DiskLight,
+    ),
+    DaemonError,
+> {
     use crate::sim::power;
     // Alpha unless configured: the only board with an HDD LED, so the sim shows everything.
     let variant = variant.unwrap_or(atx::Variant::Alpha);
     let files = power::PanelFiles::create(root.path(), variant)
         .map_err(|e| DaemonError::Io("creating the simulated target's GPIO files", e))?;
     let (state, feed) = watch(power::PowerState::On);
-    // The simulated keyboard's typing blinks the HDD LED through this light.
-    let (_disk_light, disk) = power::disk_light();
+    let (disk_light, disk) = power::disk_light();
     ex.spawn(power::run(
         files,
         disk,
@@ -132,7 +139,20 @@ fn start_sim_target(
         },
     ))
     .detach();
-    Ok(crate::sim::state::SimStateFeed::new(feed))
+    Ok((crate::sim::state::SimStateFeed::new(feed), disk_light))
+}
+
+#[cfg(feature = "sim")]
+fn sim_hid_paths(root: &crate::sim::root::SimRoot) -> Result<HidPaths, DaemonError> {
+    crate::sim::target::create_fifos(root.path())
+        .map_err(|e| DaemonError::Io("creating the simulated target's HID FIFOs", e))
+}
+
+#[cfg(not(feature = "sim"))]
+fn sim_hid_paths(_root: &()) -> Result<HidPaths, DaemonError> {
+    Err(DaemonError::Backend(
+        "this build has no simulated target (feature `sim`)".into(),
+    ))
 }
 
 #[cfg(not(feature = "sim"))]
@@ -144,16 +164,21 @@ fn sim_source() -> Result<Source, DaemonError> {
 
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let (source, sim) = select_source(&cfg)?;
-    let _sim_root = if sim { Some(sim_root()?) } else { None };
+    let sim_root = if sim { Some(sim_root()?) } else { None };
     let atx_config = atx::AtxConfig {
         root: cfg
             .atx
             .gpio_root
             .clone()
-            .or_else(|| sim_gpio_root(_sim_root.as_ref()))
+            .or_else(|| sim_gpio_root(sim_root.as_ref()))
             .unwrap_or_else(|| PathBuf::from("/")),
         variant: cfg.atx.variant,
         power_long_ms: cfg.atx.power_long_ms,
+    };
+    // The simulated target's FIFOs stand where the gadget's devices would be.
+    let hid_paths = match &sim_root {
+        Some(root) => sim_hid_paths(root)?,
+        None => cfg.hid.clone(),
     };
     let jpeg_available = !matches!(source, Source::Replay(_));
     let clock = Clock::start();
@@ -198,14 +223,50 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             metrics.clone(),
         ))
         .detach();
-        // Until the hid actor owns this, clients are told truthfully that there is no
-        // keyboard or mouse.
-        let (_hid_status, hid_feed) = watch(HidStatus {
+        #[cfg(feature = "sim")]
+        let sim_power = match &sim_root {
+            Some(root) => Some(start_sim_target(
+                &ex,
+                root,
+                cfg.atx.variant,
+                media.handle.commands.clone(),
+                clock,
+            )?),
+            None => None,
+        };
+        #[cfg(feature = "sim")]
+        let (sim_state, disk_light) = match sim_power {
+            Some((state, light)) => (Some(state), Some(light)),
+            None => (None, None),
+        };
+        // The simulated target's USB side first, so that the hid actor finds its FIFOs open.
+        #[cfg(feature = "sim")]
+        let sim_target = sim_root.as_ref().zip(disk_light).map(|(_, disk)| {
+            let (tx, rx) = async_channel::bounded(16);
+            ex.spawn(crate::sim::target::run(
+                rx,
+                hid_paths.clone(),
+                media.handle.commands.clone(),
+                disk,
+            ))
+            .detach();
+            tx
+        });
+        let (hid_status, hid_feed) = watch(HidStatus {
             keyboard: HidLink::Absent,
             mouse: HidLink::Absent,
             absolute: HidLink::Absent,
             leds: None,
         });
+        let (hid_tx, hid_rx) = async_channel::bounded(64);
+        ex.spawn(hid::run(
+            hid_rx,
+            hid_paths,
+            hid_status,
+            clock,
+            metrics.clone(),
+        ))
+        .detach();
         let (atx_state, atx_feed) = watch(AtxState {
             power_led: false,
             hdd_led: None,
@@ -223,18 +284,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             shutdown_rx.clone(),
             clock,
         ));
-        #[cfg(feature = "sim")]
-        let sim_state = match &_sim_root {
-            Some(root) => Some(start_sim_target(
-                &ex,
-                root,
-                cfg.atx.variant,
-                media.handle.commands.clone(),
-                clock,
-            )?),
-            None => None,
-        };
-        let app = web::App::new(
+        #[allow(unused_mut)]
+        let mut app = web::App::new(
             encoder_tx,
             media.handle.commands.clone(),
             metrics.clone(),
@@ -248,9 +299,13 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 atx: atx_feed,
             },
             atx_handle,
+            hid_tx,
         );
         #[cfg(feature = "sim")]
-        let app = app.with_sim_state(sim_state);
+        {
+            app = app.with_sim_state(sim_state);
+            app.sim_target = sim_target;
+        }
         ex.spawn(web::serve(listener, Rc::new(app))).detach();
 
         let what = match &cfg.source {

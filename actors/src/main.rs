@@ -8,6 +8,7 @@ mod clock;
 mod config;
 mod daemon;
 mod encoder;
+mod hid;
 mod hub;
 mod idr_policy;
 mod media;

@@ -2,7 +2,7 @@
 //! write-only relaxed atomics, read only to render the page, so no actor's logic depends on them.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use nanokvm_protocol::Codec;
 
@@ -40,6 +40,56 @@ pub struct Metrics {
     idr: [AtomicU64; IdrReason::ALL.len()],
     idr_gop: AtomicU64,
     viewers: [AtomicI64; 3],
+    /// Input message received → HID report written.
+    pub hid_latency: LatencyRing,
+    /// HID reports dropped because a device stayed full (its queue overflowed).
+    pub hid_reports_dropped: AtomicU64,
+}
+
+/// Samples kept for the latency quantiles.
+const LATENCY_SAMPLES: usize = 1024;
+
+/// The last [`LATENCY_SAMPLES`] latencies in µs, for quantiles on the metrics page. Written
+/// by one actor, read only to render.
+#[derive(Debug)]
+pub struct LatencyRing {
+    samples: [AtomicU32; LATENCY_SAMPLES],
+    count: AtomicU64,
+}
+
+impl Default for LatencyRing {
+    fn default() -> Self {
+        Self {
+            samples: std::array::from_fn(|_| AtomicU32::new(0)),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LatencyRing {
+    pub fn record(&self, us: u64) {
+        let i = self.count.fetch_add(1, Relaxed) as usize % LATENCY_SAMPLES;
+        self.samples[i].store(us.min(u64::from(u32::MAX)) as u32, Relaxed);
+    }
+
+    /// All samples ever recorded.
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    /// The `q` quantiles (0..=1, nearest rank) of the samples kept, `None` before the first.
+    pub fn quantiles<const N: usize>(&self, q: [f64; N]) -> Option<[u32; N]> {
+        let kept = (self.count() as usize).min(LATENCY_SAMPLES);
+        if kept == 0 {
+            return None;
+        }
+        let mut v: Vec<u32> = self.samples[..kept]
+            .iter()
+            .map(|s| s.load(Relaxed))
+            .collect();
+        v.sort_unstable();
+        Some(q.map(|q| v[((q * kept as f64).ceil() as usize).clamp(1, kept) - 1]))
+    }
 }
 
 impl Metrics {
@@ -84,6 +134,11 @@ impl Metrics {
                 "frames_dropped_total",
                 "Frames a viewer missed because its queue was full (counted until its next IDR).",
                 &self.frames_dropped,
+            ),
+            (
+                "hid_reports_dropped_total",
+                "HID reports dropped because the device stayed full and its queue overflowed.",
+                &self.hid_reports_dropped,
             ),
         ];
         for (name, help, v) in plain {
@@ -159,6 +214,18 @@ impl Metrics {
                 self.viewers[kind as usize].load(Relaxed)
             );
         }
+        let name = "nanokvmd_hid_input_to_report_us";
+        let _ = writeln!(out, "# HELP {name} Input message received by a session to its HID report written, in microseconds, over the last {LATENCY_SAMPLES} reports.\n# TYPE {name} summary");
+        let qs = [0.5, 0.99, 1.0];
+        let values = self.hid_latency.quantiles(qs);
+        for (i, label) in ["0.5", "0.99", "1"].into_iter().enumerate() {
+            match values {
+                Some(v) => writeln!(out, "{name}{{quantile=\"{label}\"}} {}", v[i]),
+                None => writeln!(out, "{name}{{quantile=\"{label}\"}} NaN"),
+            }
+            .unwrap_or_default();
+        }
+        let _ = writeln!(out, "{name}_count {}", self.hid_latency.count());
         out
     }
 }
@@ -188,5 +255,30 @@ mod tests {
         assert!(text.contains("nanokvmd_idr_total{reason=\"gop\"} 1\n"));
         assert!(text.contains("nanokvmd_viewers{kind=\"mjpeg\"} 1\n"));
         assert!(text.contains("nanokvmd_encode_seconds_count{codec=\"jpeg\"} 3\n"));
+        assert!(text.contains("nanokvmd_hid_input_to_report_us{quantile=\"0.99\"} NaN\n"));
+        assert!(text.contains("nanokvmd_hid_input_to_report_us_count 0\n"));
+    }
+
+    #[test]
+    fn latency_quantiles_cover_the_last_samples_only() {
+        let ring = LatencyRing::default();
+        assert_eq!(ring.quantiles([0.5]), None);
+        for us in 1..=100 {
+            ring.record(us);
+        }
+        assert_eq!(ring.quantiles([0.5, 0.99, 1.0]), Some([50, 99, 100]));
+        for _ in 0..LATENCY_SAMPLES {
+            ring.record(7);
+        }
+        assert_eq!(ring.quantiles([1.0]), Some([7]));
+        assert_eq!(ring.count(), 100 + LATENCY_SAMPLES as u64);
+        let m = Metrics::default();
+        m.hid_latency.record(1500);
+        let text = m.render();
+        assert!(
+            text.contains("nanokvmd_hid_input_to_report_us{quantile=\"1\"} 1500\n"),
+            "{text}"
+        );
+        assert!(text.contains("nanokvmd_hid_input_to_report_us_count 1\n"));
     }
 }

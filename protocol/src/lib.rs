@@ -8,6 +8,7 @@
 //! removes anything bumps [`PROTOCOL_VERSION`].
 
 mod device;
+pub mod hid;
 mod settings;
 mod video;
 

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Debian packages the tests need: nasm makes OpenH264 build with its assembly (3x faster
-/// encoding), chromium runs the browser tests.
+/// encoding), chromium runs the browser tests, shellcheck checks the init scripts.
 const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("nasm", "nasm"),
+    ("shellcheck", "shellcheck"),
     ("chromium", "chromium"),
     ("node", "nodejs"),
     ("npm", "npm"),
@@ -98,6 +99,7 @@ fn ci() -> Result<(), String> {
     ensure_system_packages()?;
     let root = root();
     run(&root, "cargo", &["fmt", "--all", "--check"])?;
+    shellcheck(&root)?;
     run(
         &root,
         "cargo",
@@ -113,6 +115,20 @@ fn ci() -> Result<(), String> {
     run(&root, "cargo", &["build", "-p", "nanokvmd"])?;
     run(&root, "cargo", &["test", "--workspace"])?;
     browser_tests(&root)
+}
+
+/// Every shell script installed on the device, checked as POSIX sh.
+fn shellcheck(root: &Path) -> Result<(), String> {
+    let dir = root.join("rootfs/etc/init.d");
+    let mut scripts: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().to_string_lossy().into_owned())
+        .collect();
+    scripts.sort();
+    let mut args = vec!["--shell=sh"];
+    args.extend(scripts.iter().map(String::as_str));
+    run(root, "shellcheck", &args)
 }
 
 fn e2e() -> Result<(), String> {

@@ -69,6 +69,25 @@ pub enum MediaCmd {
     /// Simulated target only: what its screen shows as it is powered off, boots, runs.
     #[cfg(feature = "sim")]
     SimPower(crate::sim::power::Display),
+    /// Simulated target only: what its keyboard and mouse did.
+    #[cfg(feature = "sim")]
+    SimInput(SimInput),
+    /// Simulated target only: the active console and its visible text.
+    #[cfg(feature = "sim")]
+    SimScreenState { reply: Sender<(u8, String)> },
+}
+
+/// The simulated target's reaction to HID reports, for its screen.
+#[cfg(feature = "sim")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimInput {
+    Text(String),
+    Console(u8),
+    /// In 0..=32767 units across the screen.
+    Pointer {
+        x: u16,
+        y: u16,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -171,6 +190,19 @@ pub fn spawn(source: Source, metrics: Arc<Metrics>) -> std::io::Result<MediaThre
                         }
                         true
                     }
+                    #[cfg(feature = "sim")]
+                    MediaCmd::SimInput(input) => {
+                        worker.sim_input(input);
+                        true
+                    }
+                    #[cfg(feature = "sim")]
+                    MediaCmd::SimScreenState { reply } => {
+                        if let Source::Sim(sim) = &worker.source {
+                            let console = sim.screen.active_console();
+                            let _ = reply.try_send((console, sim.screen.text(console)));
+                        }
+                        true
+                    }
                 };
                 if !sent {
                     break;
@@ -246,6 +278,22 @@ impl Worker {
             _ => Err(format!(
                 "console {console}: only the simulated target has consoles"
             )),
+        }
+    }
+
+    #[cfg(feature = "sim")]
+    fn sim_input(&mut self, input: SimInput) {
+        let Source::Sim(sim) = &mut self.source else {
+            return;
+        };
+        match input {
+            SimInput::Text(text) => sim.screen.type_str(&text),
+            SimInput::Console(n) => {
+                if let Err(e) = sim.screen.switch_console(n) {
+                    log::warn!("sim target: {e}");
+                }
+            }
+            SimInput::Pointer { x, y } => sim.screen.set_pointer(x, y),
         }
     }
 

@@ -17,6 +17,7 @@ use nanokvm_protocol::{
 use crate::atx::AtxReply;
 use crate::clock::Micros;
 use crate::encoder::ViewerEvent;
+use crate::hid::{Input, PasteOutcome};
 use crate::watch::WatchReceiver;
 
 /// The device state every client is shown, as published by the hid and atx actors.
@@ -84,6 +85,10 @@ pub enum Request {
 pub enum SessionAction {
     Reply(Vec<u8>),
     Request(Request),
+    /// Keyboard and mouse input for the hid actor.
+    Hid(crate::hid::Input),
+    /// Text to type, for the hid actor; answered with `PasteDone` or an error.
+    Paste(String, nanokvm_protocol::KeyboardLayout),
     /// Send this close frame and end the session.
     Close(u16, String),
 }
@@ -192,14 +197,43 @@ impl SessionCore {
             (true, ClientMsg::Atx(action)) => {
                 out.push(SessionAction::Request(Request::Atx(action)))
             }
-            // Input arrives with the hid actor.
-            (true, _) => out.push(SessionAction::Reply(
-                ServerMsg::Error {
-                    code: ErrorCode::Unavailable,
-                    message: "keyboard, mouse and power control are not available in this build",
-                }
-                .encode(),
-            )),
+            (true, ClientMsg::KeyDown { usage }) => {
+                out.push(SessionAction::Hid(Input::KeyDown(usage)))
+            }
+            (true, ClientMsg::KeyUp { usage }) => out.push(SessionAction::Hid(Input::KeyUp(usage))),
+            (true, ClientMsg::ReleaseAll) => out.push(SessionAction::Hid(Input::ReleaseAll)),
+            (true, ClientMsg::KeepAlive) => out.push(SessionAction::Hid(Input::KeepAlive)),
+            (
+                true,
+                ClientMsg::PointerAbs {
+                    x,
+                    y,
+                    buttons,
+                    wheel,
+                },
+            ) => out.push(SessionAction::Hid(Input::PointerAbs {
+                x,
+                y,
+                buttons,
+                wheel,
+            })),
+            (
+                true,
+                ClientMsg::PointerRel {
+                    dx,
+                    dy,
+                    buttons,
+                    wheel,
+                },
+            ) => out.push(SessionAction::Hid(Input::PointerRel {
+                dx,
+                dy,
+                buttons,
+                wheel,
+            })),
+            (true, ClientMsg::Paste { text, layout }) => {
+                out.push(SessionAction::Paste(text, layout))
+            }
         }
     }
 }
@@ -252,6 +286,27 @@ pub fn atx_reply(reply: &AtxReply) -> Option<Vec<u8>> {
         }
         .encode(),
     )
+}
+
+/// The answer to a client's paste.
+pub fn paste_reply(outcome: &PasteOutcome) -> Vec<u8> {
+    match outcome {
+        PasteOutcome::Done { typed, unknown } => ServerMsg::PasteDone {
+            typed: *typed,
+            unknown,
+        }
+        .encode(),
+        PasteOutcome::Busy => ServerMsg::Error {
+            code: ErrorCode::Busy,
+            message: "another paste is still being typed",
+        }
+        .encode(),
+        PasteOutcome::Unavailable => ServerMsg::Error {
+            code: ErrorCode::Unavailable,
+            message: "the keyboard is not connected to the target",
+        }
+        .encode(),
+    }
 }
 
 /// Tells the client why (when the socket still works) and closes with a reason.
@@ -336,6 +391,57 @@ mod tests {
             run(&mut s, Inbound::Binary(&vis)),
             vec![SessionAction::Request(Request::Visibility(false))]
         );
+    }
+
+    #[test]
+    fn input_goes_to_the_hid_actor_after_hello_only() {
+        let key = ClientMsg::KeyDown { usage: 4 }.encode();
+        assert_eq!(
+            close_code(&run(&mut SessionCore::new(), Inbound::Binary(&key))),
+            Some(close::POLICY)
+        );
+        let mut s = SessionCore::new();
+        run(&mut s, Inbound::Binary(&hello(1)));
+        assert_eq!(
+            run(&mut s, Inbound::Binary(&key)),
+            vec![SessionAction::Hid(Input::KeyDown(4))]
+        );
+        let abs = ClientMsg::PointerAbs {
+            x: 1,
+            y: 2,
+            buttons: 1,
+            wheel: -1,
+        }
+        .encode();
+        assert_eq!(
+            run(&mut s, Inbound::Binary(&abs)),
+            vec![SessionAction::Hid(Input::PointerAbs {
+                x: 1,
+                y: 2,
+                buttons: 1,
+                wheel: -1
+            })]
+        );
+        let paste = ClientMsg::Paste {
+            text: "hi".into(),
+            layout: nanokvm_protocol::KeyboardLayout::De,
+        }
+        .encode();
+        assert_eq!(
+            run(&mut s, Inbound::Binary(&paste)),
+            vec![SessionAction::Paste(
+                "hi".into(),
+                nanokvm_protocol::KeyboardLayout::De
+            )]
+        );
+        let busy = paste_reply(&PasteOutcome::Busy);
+        assert!(matches!(
+            ServerMsg::decode(&busy),
+            Ok(ServerMsg::Error {
+                code: ErrorCode::Busy,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::{close, DeviceFeeds, Inbound, Request, SessionAction, SessionCore, Ws
 use crate::atx::{AtxHandle, AtxReply, AtxRequest};
 use crate::clock::Clock;
 use crate::encoder::{EncoderMsg, Membership, ViewerEvent};
+use crate::hid::{HidMsg, PasteOutcome};
 use crate::hub::ViewerId;
 use crate::media::EncodedFrame;
 use crate::metrics::{Metrics, ViewerKind};
@@ -75,6 +76,8 @@ pub struct SessionLinks {
     pub metrics: Arc<Metrics>,
     pub devices: DeviceFeeds,
     pub atx: AtxHandle,
+    /// The hid actor's mailbox (keyboard and mouse input, paste).
+    pub hid: Sender<HidMsg>,
 }
 
 pub async fn run<R, W>(
@@ -93,7 +96,10 @@ pub async fn run<R, W>(
         metrics,
         devices,
         atx,
+        hid,
     } = links;
+    // A paste's answer comes back here; one at a time is all a client may have.
+    let (paste_tx, paste_rx) = async_channel::bounded(2);
     let (frames_tx, frames_rx) = async_channel::bounded(FRAME_QUEUE);
     let (events_tx, events_rx) = async_channel::bounded(16);
     let (control_tx, control_rx) = async_channel::bounded(16);
@@ -105,24 +111,31 @@ pub async fn run<R, W>(
         frames: frames_tx,
         events: events_tx,
     };
+    let input = InputLinks {
+        hid: &hid,
+        paste: paste_tx,
+        atx: &atx,
+        atx_replies: atx_tx,
+    };
     let ending = future::or(
-        read(
-            &mut ws,
-            id,
-            &encoder,
-            clock,
-            &control_tx,
-            queues,
-            (&atx, &atx_tx),
-        ),
+        read(&mut ws, id, &encoder, clock, &control_tx, queues, input),
         write(
-            &mut out, id, frames_rx, events_rx, control_rx, &shutdown, devices, atx_rx,
+            &mut out, id, frames_rx, events_rx, control_rx, &shutdown, devices, paste_rx, atx_rx,
         ),
     )
     .await;
-    // No more frames for a session that is closing.
+    // No more frames for a session that is closing, and no keys held for it.
     membership.leave();
+    let _ = hid.send(HidMsg::Leave { client: id }).await;
     finish(&mut ws, &mut out, id, ending).await;
+}
+
+/// Where the reader sends input.
+struct InputLinks<'a> {
+    hid: &'a Sender<HidMsg>,
+    paste: Sender<PasteOutcome>,
+    atx: &'a AtxHandle,
+    atx_replies: Sender<AtxReply>,
 }
 
 /// Reads client messages until the session ends. Returns only when the connection is gone;
@@ -134,7 +147,7 @@ async fn read<R>(
     clock: Clock,
     control: &Sender<Control>,
     queues: Queues,
-    (atx, atx_replies): (&AtxHandle, &Sender<AtxReply>),
+    input: InputLinks<'_>,
 ) -> Ending
 where
     R: AsyncRead + AsyncWrite + Unpin,
@@ -207,15 +220,38 @@ where
                 SessionAction::Request(Request::Atx(action)) => {
                     let request = AtxRequest {
                         action,
-                        reply: atx_replies.clone(),
+                        reply: input.atx_replies.clone(),
                     };
-                    if atx.requests.try_send(request).is_err() {
+                    if input.atx.requests.try_send(request).is_err() {
                         let reply = AtxReply::Finished {
                             kind: action.kind(),
                             ok: false,
                             message: "the front panel is not taking requests right now".into(),
                         };
-                        let _ = atx_replies.try_send(reply);
+                        let _ = input.atx_replies.try_send(reply);
+                    }
+                    continue;
+                }
+                SessionAction::Hid(hid_input) => {
+                    // `now` is when the message was decoded: the latency figure starts here.
+                    let msg = HidMsg::Input {
+                        client: id,
+                        at: now,
+                        input: hid_input,
+                    };
+                    if input.hid.send(msg).await.is_err() {
+                        return Ending::Gone;
+                    }
+                    continue;
+                }
+                SessionAction::Paste(text, layout) => {
+                    let msg = HidMsg::Paste {
+                        text,
+                        layout,
+                        reply: input.paste.clone(),
+                    };
+                    if input.hid.send(msg).await.is_err() {
+                        return Ending::Gone;
                     }
                     continue;
                 }
@@ -264,6 +300,7 @@ async fn write<W>(
     control: Receiver<Control>,
     shutdown: &Receiver<()>,
     mut devices: DeviceFeeds,
+    pastes: Receiver<PasteOutcome>,
     atx: Receiver<AtxReply>,
 ) -> Ending
 where
@@ -303,6 +340,9 @@ where
                 async { Next::Atx(recv_or_pending(&atx).await) },
             ),
         );
+        let events = future::or(events, async {
+            Next::Device(super::paste_reply(&recv_or_pending(&pastes).await))
+        });
         let frames = async { Next::Frame(recv_or_pending(&frames).await) };
         let ping = async {
             ping_timer.next().await;

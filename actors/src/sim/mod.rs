@@ -3,7 +3,11 @@
 //! panel answer the GPIO lines like a PC's.
 
 pub mod boot_screen;
+mod cursor;
+pub mod keyboard;
+pub mod pointer;
 pub mod power;
 pub mod root;
 pub mod screen;
 pub mod state;
+pub mod target;

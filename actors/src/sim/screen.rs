@@ -11,6 +11,7 @@
 //! differs now (typed text, scrolling, the blinking cursor) plus the clock digits that
 //! changed. A console switch, a new size or a different frame buffer means a full redraw.
 
+use super::cursor::Cursor;
 use crate::capture::scale::RgbFrame;
 use noto_sans_mono_bitmap::{get_raster, get_raster_width, FontWeight, RasterHeight};
 use std::fmt;
@@ -376,6 +377,7 @@ pub struct SimScreen {
     time_ms: u32,
     shown: Shown,
     blender: Blender,
+    cursor: Cursor,
 }
 
 impl Default for SimScreen {
@@ -408,6 +410,7 @@ impl SimScreen {
             time_ms: 0,
             shown: Shown::default(),
             blender: Blender::default(),
+            cursor: Cursor::default(),
         }
     }
 
@@ -436,13 +439,6 @@ impl SimScreen {
     /// Types `s` at the active console's cursor. Handles `\n`, `\r`, backspace (`\u{8}`,
     /// erases the previous character) and tab; other control characters are ignored.
     /// Text wraps at the right edge and scrolls at the bottom.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "typing comes with the HID reports (keyboard issue)"
-        )
-    )]
     pub fn type_str(&mut self, s: &str) {
         let con = &mut self.consoles[self.active];
         con.generation += 1;
@@ -451,16 +447,14 @@ impl SimScreen {
 
     /// The visible text of console `console` (1 to 4): one line per row, trailing spaces and
     /// trailing empty lines removed. Empty for a console that does not exist.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "typing comes with the HID reports (keyboard issue)"
-        )
-    )]
     pub fn text(&self, console: u8) -> String {
         let i = usize::from(console).wrapping_sub(1);
         self.consoles.get(i).map(Console::text).unwrap_or_default()
+    }
+
+    /// Moves the mouse pointer to (`x`, `y`) in 0..=32767 units across the screen.
+    pub fn set_pointer(&mut self, x: u16, y: u16) {
+        self.cursor.set(x, y);
     }
 
     /// Sets the time of day shown by the clock, which also drives the cursor blink (on for
@@ -490,6 +484,9 @@ impl SimScreen {
             || fb.data.as_ptr() as usize != self.shown.data_addr;
         let clock = clock_text(self.time_ms);
         let mut changed = false;
+        // The pointer is lifted first and drawn last, over whatever changed beneath it.
+        let pointer_was = self.cursor.drawn();
+        self.cursor.lift(fb, full);
         if full {
             fb.resize(layout.width, layout.height);
             draw_background(fb, &layout, &con.theme, con.number, &mut self.blender);
@@ -543,6 +540,7 @@ impl SimScreen {
                 changed = true;
             }
         }
+        changed |= self.cursor.draw(fb, pointer_was);
         self.shown.clock = clock;
         self.shown.generation = con.generation;
         self.shown.cursor = cursor;
@@ -943,6 +941,29 @@ mod tests {
         s.type_str("\u{8}ф");
         s.set_time(0);
         assert!(!s.render(&mut fb));
+    }
+
+    #[test]
+    fn the_pointer_is_drawn_moved_and_lifted_without_a_trace() {
+        let (mut s, mut fb) = rendered();
+        let before = fb.data.clone();
+        let stride = fb.stride();
+        // The 12x19 pixels at the screen's centre, where the pointer goes first.
+        let spot = |data: &[u8]| -> Vec<u8> {
+            (540..540 + 19)
+                .flat_map(|y| data[y * stride + 960 * 3..y * stride + (960 + 12) * 3].to_vec())
+                .collect()
+        };
+        s.set_pointer(16384, 16384);
+        assert!(s.render(&mut fb), "the pointer appears");
+        assert_ne!(spot(&fb.data), spot(&before));
+        assert!(
+            !s.render(&mut fb),
+            "a pointer that did not move changes nothing"
+        );
+        s.set_pointer(0, 32767);
+        assert!(s.render(&mut fb), "the pointer moved");
+        assert_eq!(spot(&fb.data), spot(&before), "its old spot is as it was");
     }
 
     #[test]

@@ -1,24 +1,10 @@
-//! `GET /api/sim/state`: what the simulated target is doing, for tests and for curious
-//! people — the state the daemon cannot know from its side of the cable.
-
-use serde::Serialize;
+//! The simulated target's power state as `GET /api/sim/state` reports it (see `web/sim.rs`):
+//! the state the daemon cannot know from its side of the cable.
 
 use super::power::PowerState;
 use crate::watch::WatchReceiver;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct SimState {
-    pub power: PowerState,
-}
-
-impl SimState {
-    pub fn to_json(&self) -> String {
-        // Plain enums and structs: serialising them cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-/// Where the web actor reads the sim's state from.
+/// Where the web actor reads the sim's power state from.
 pub struct SimStateFeed {
     power: WatchReceiver<PowerState>,
 }
@@ -28,10 +14,8 @@ impl SimStateFeed {
         Self { power }
     }
 
-    pub fn snapshot(&self) -> SimState {
-        SimState {
-            power: self.power.clone().current(),
-        }
+    pub fn power(&self) -> PowerState {
+        self.power.clone().current()
     }
 }
 
@@ -43,8 +27,9 @@ mod tests {
     fn power_states_are_snake_case() {
         let (tx, rx) = crate::watch::watch(PowerState::On);
         let feed = SimStateFeed::new(rx);
-        assert_eq!(feed.snapshot().to_json(), r#"{"power":"on"}"#);
+        let json = |f: &SimStateFeed| serde_json::to_string(&f.power()).unwrap();
+        assert_eq!(json(&feed), r#""on""#);
         tx.set(PowerState::ShuttingDown);
-        assert_eq!(feed.snapshot().to_json(), r#"{"power":"shutting_down"}"#);
+        assert_eq!(json(&feed), r#""shutting_down""#);
     }
 }

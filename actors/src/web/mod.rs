@@ -3,6 +3,9 @@
 
 mod assets;
 mod atx;
+mod hid;
+#[cfg(feature = "sim")]
+mod sim;
 mod socket_options;
 mod streams;
 mod write_deadline;
@@ -28,6 +31,7 @@ use smol_hyper::rt::{FuturesIo, SmolTimer};
 use crate::atx::AtxHandle;
 use crate::clock::Clock;
 use crate::encoder::EncoderMsg;
+use crate::hid::HidMsg;
 use crate::hub::ViewerId;
 use crate::media::MediaCmd;
 use crate::metrics::Metrics;
@@ -63,6 +67,10 @@ pub struct App {
     /// The simulated target's state for `/api/sim/state`, when it runs.
     #[cfg(feature = "sim")]
     pub sim_state: Option<crate::sim::state::SimStateFeed>,
+    pub hid: Sender<HidMsg>,
+    /// The simulated target's HID side (sim mode only).
+    #[cfg(feature = "sim")]
+    pub sim_target: Option<Sender<crate::sim::target::SimTargetMsg>>,
     next_id: Cell<ViewerId>,
     connections: Cell<usize>,
 }
@@ -80,6 +88,7 @@ impl App {
         jpeg_available: bool,
         devices: DeviceFeeds,
         atx: AtxHandle,
+        hid: Sender<HidMsg>,
     ) -> Self {
         Self {
             encoder,
@@ -94,6 +103,9 @@ impl App {
             atx,
             #[cfg(feature = "sim")]
             sim_state: None,
+            hid,
+            #[cfg(feature = "sim")]
+            sim_target: None,
             next_id: Cell::new(1),
             connections: Cell::new(0),
         }
@@ -204,9 +216,12 @@ async fn route(req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
             app.metrics.render(),
         ),
         (&Method::POST, "/api/sim/console") if app.sim => switch_console(req, &app).await,
-        #[cfg(feature = "sim")]
-        (&Method::GET, "/api/sim/state") if app.sim_state.is_some() => sim_state(&app),
         (_, p) if p == "/api/atx" || p.starts_with("/api/atx/") => atx::handle(req, &app).await,
+        (&Method::POST, "/api/hid/paste") => hid::paste(req, &app).await,
+        #[cfg(feature = "sim")]
+        (&Method::GET, "/api/sim/state") if app.sim => sim::state(&app).await,
+        #[cfg(feature = "sim")]
+        (&Method::POST, "/api/sim/hid") if app.sim => sim::connect_hid(req, &app).await,
         (&Method::GET | &Method::HEAD, p) if !p.starts_with("/api/") => match assets::lookup(p) {
             Some((content_type, body)) => {
                 respond(StatusCode::OK, content_type, Bytes::from_static(body))
@@ -223,26 +238,42 @@ struct ConsoleRequest {
     console: u8,
 }
 
-async fn switch_console(req: Request<Incoming>, app: &App) -> Response<Body> {
-    let body = match Limited::new(req.into_body(), 1024).collect().await {
+/// Reads a JSON request body of at most `limit` bytes; the error is the response to give.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    limit: usize,
+    expected: &str,
+) -> Result<T, Response<Body>> {
+    let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(respond(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                TEXT,
+                format!("request body over {limit} bytes\n"),
+            ))
+        }
         Err(e) => {
-            return respond(
+            return Err(respond(
                 StatusCode::BAD_REQUEST,
                 TEXT,
                 format!("unreadable body: {e}\n"),
-            )
+            ))
         }
     };
-    let console = match serde_json::from_slice::<ConsoleRequest>(&body) {
+    serde_json::from_slice::<T>(&body).map_err(|e| {
+        respond(
+            StatusCode::BAD_REQUEST,
+            TEXT,
+            format!("expected {expected}: {e}\n"),
+        )
+    })
+}
+
+async fn switch_console(req: Request<Incoming>, app: &App) -> Response<Body> {
+    let console = match json_body::<ConsoleRequest>(req, 1024, "{\"console\": 1..4}").await {
         Ok(r) => r.console,
-        Err(e) => {
-            return respond(
-                StatusCode::BAD_REQUEST,
-                TEXT,
-                format!("expected {{\"console\": 1..4}}: {e}\n"),
-            )
-        }
+        Err(response) => return response,
     };
     let (tx, rx) = async_channel::bounded(1);
     if app
@@ -265,14 +296,6 @@ async fn switch_console(req: Request<Incoming>, app: &App) -> Response<Body> {
             TEXT,
             "media thread stopped\n",
         ),
-    }
-}
-
-#[cfg(feature = "sim")]
-fn sim_state(app: &App) -> Response<Body> {
-    match &app.sim_state {
-        Some(feed) => respond(StatusCode::OK, JSON, feed.snapshot().to_json()),
-        None => not_found(),
     }
 }
 

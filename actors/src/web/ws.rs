@@ -143,6 +143,7 @@ pub fn upgrade(mut req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
                 metrics: session_app.metrics.clone(),
                 devices: session_app.devices.clone(),
                 atx: session_app.atx.clone(),
+                hid: session_app.hid.clone(),
             },
         )
         .await;
