@@ -1,6 +1,7 @@
 //! nanokvmd: one process, one executor thread, actors talking over bounded channels, and one
 //! media thread for the work that blocks. See ARCHITECTURE.md.
 
+mod auth;
 mod capture;
 mod cli;
 mod clock;
@@ -33,6 +34,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(command) = &cli.command {
+        return cli::run_command(command, &config);
+    }
     match daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -18,6 +18,7 @@ use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, StreamExt};
 use nanokvm_protocol::Codec;
 
 use super::{close, DeviceFeeds, Inbound, Request, SessionAction, SessionCore, WsWriter};
+use crate::auth::SessionGuard;
 use crate::clock::Clock;
 use crate::encoder::{EncoderMsg, Membership, ViewerEvent};
 use crate::hub::ViewerId;
@@ -73,6 +74,9 @@ pub struct SessionLinks {
     pub shutdown: Receiver<()>,
     pub metrics: Arc<Metrics>,
     pub devices: DeviceFeeds,
+    /// Ends the session when its login session or token is revoked; activity keeps the
+    /// login session alive.
+    pub auth: SessionGuard,
 }
 
 pub async fn run<R, W>(
@@ -90,6 +94,7 @@ pub async fn run<R, W>(
         shutdown,
         metrics,
         devices,
+        auth,
     } = links;
     let (frames_tx, frames_rx) = async_channel::bounded(FRAME_QUEUE);
     let (events_tx, events_rx) = async_channel::bounded(16);
@@ -101,9 +106,9 @@ pub async fn run<R, W>(
         events: events_tx,
     };
     let ending = future::or(
-        read(&mut ws, id, &encoder, clock, &control_tx, queues),
+        read(&mut ws, id, &encoder, clock, &control_tx, queues, &auth),
         write(
-            &mut out, id, frames_rx, events_rx, control_rx, &shutdown, devices,
+            &mut out, id, frames_rx, events_rx, control_rx, &shutdown, devices, &auth,
         ),
     )
     .await;
@@ -121,6 +126,7 @@ async fn read<R>(
     clock: Clock,
     control: &Sender<Control>,
     queues: Queues,
+    auth: &SessionGuard,
 ) -> Ending
 where
     R: AsyncRead + AsyncWrite + Unpin,
@@ -153,6 +159,8 @@ where
             break Ending::Close(close::POLICY, reason);
         };
         let now = clock.now_us();
+        // Anything from the client, pongs included, shows the console is in use.
+        auth.activity(now);
         match received {
             Some(Ok(Message::Binary(b))) => core.inbound(now, Inbound::Binary(&b), &mut actions),
             Some(Ok(Message::Text(_))) => core.inbound(now, Inbound::Text, &mut actions),
@@ -234,6 +242,7 @@ async fn write<W>(
     control: Receiver<Control>,
     shutdown: &Receiver<()>,
     mut devices: DeviceFeeds,
+    auth: &SessionGuard,
 ) -> Ending
 where
     W: AsyncWrite + Unpin,
@@ -245,6 +254,7 @@ where
         Control(Control),
         Ping,
         Shutdown,
+        Revoked,
     }
     // Device state is the client's business only once it has said Hello (after `Welcome`).
     let mut welcomed = false;
@@ -257,7 +267,13 @@ where
                 let _ = shutdown.recv().await;
                 Next::Shutdown
             },
-            async { Next::Control(recv_or_pending(&control).await) },
+            future::or(
+                async {
+                    auth.revoked().await;
+                    Next::Revoked
+                },
+                async { Next::Control(recv_or_pending(&control).await) },
+            ),
         );
         let events = future::or(
             async { Next::Event(recv_or_pending(&events).await) },
@@ -292,6 +308,13 @@ where
             Next::Control(Control::End(ending)) => return ending,
             Next::Shutdown => {
                 return Ending::Close(close::GOING_AWAY, "server shutting down".into())
+            }
+            Next::Revoked => {
+                log::info!("session {id}: its login session or token was revoked or expired");
+                return Ending::Close(
+                    close::SESSION_REVOKED,
+                    "session revoked or expired: log in again".into(),
+                );
             }
         };
         if let Err(e) = sent {

@@ -2,10 +2,17 @@
 //! knows HTTP.
 
 mod assets;
+mod auth_api;
+pub mod exposure;
+pub mod redirect;
+mod routes;
 mod socket_options;
 mod streams;
+pub mod tls;
 mod write_deadline;
 mod ws;
+
+pub use routes::describe as describe_routes;
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -19,11 +26,12 @@ use futures_lite::future;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use smol::net::TcpListener;
 use smol::LocalExecutor;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
+use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::encoder::EncoderMsg;
 use crate::hub::ViewerId;
@@ -56,6 +64,10 @@ pub struct App {
     pub jpeg_available: bool,
     /// What every session shows of the keyboard, mouse and front panel.
     pub devices: DeviceFeeds,
+    /// Accounts, sessions, tokens: every request's access decision asks it.
+    pub auth: Rc<Auth>,
+    /// Connections arrive over TLS (cookies get `Secure`).
+    pub tls: bool,
     next_id: Cell<ViewerId>,
     connections: Cell<usize>,
 }
@@ -72,6 +84,7 @@ impl App {
         sim: bool,
         jpeg_available: bool,
         devices: DeviceFeeds,
+        security: Security,
     ) -> Self {
         Self {
             encoder,
@@ -83,6 +96,8 @@ impl App {
             sim,
             jpeg_available,
             devices,
+            auth: security.auth,
+            tls: security.tls.is_some(),
             next_id: Cell::new(1),
             connections: Cell::new(0),
         }
@@ -111,6 +126,15 @@ impl App {
     }
 }
 
+/// How connections are secured: who may do what, and TLS when it is on.
+pub struct Security {
+    pub auth: Rc<Auth>,
+    pub tls: Option<futures_rustls::TlsAcceptor>,
+}
+
+/// A TLS handshake that takes longer than this is given up (it only holds a slot).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Connections (HTTP and WebSocket sessions) served at once. More are refused at once, so a
 /// flood of idle sockets cannot take the memory the video needs.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -126,8 +150,8 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// Accepts connections until shutdown.
-pub async fn serve(listener: TcpListener, app: Rc<App>) {
+/// Accepts connections until shutdown (TLS ones when `tls` is given).
+pub async fn serve(listener: TcpListener, app: Rc<App>, tls: Option<futures_rustls::TlsAcceptor>) {
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             let _ = app.shutdown.recv().await;
@@ -151,21 +175,44 @@ pub async fn serve(listener: TcpListener, app: Rc<App>) {
             log::debug!("socket options for {peer}: {e}");
         }
         let conn_app = app.clone();
+        let tls = tls.clone();
         app.spawn(async move {
             let _slot = slot;
+            let tcp = WriteDeadline::new(tcp, WRITE_DEADLINE);
+            let conn = match tls {
+                None => tls::Conn::Plain(tcp),
+                Some(acceptor) => {
+                    let handshake = future::or(async { Some(acceptor.accept(tcp).await) }, async {
+                        smol::Timer::after(TLS_HANDSHAKE_TIMEOUT).await;
+                        None
+                    });
+                    match handshake.await {
+                        Some(Ok(s)) => tls::Conn::Tls(Box::new(s)),
+                        Some(Err(e)) => {
+                            log::debug!("TLS handshake with {peer}: {e}");
+                            return;
+                        }
+                        None => {
+                            log::debug!("TLS handshake with {peer}: timed out");
+                            return;
+                        }
+                    }
+                }
+            };
             let service = hyper::service::service_fn(move |req| {
                 let app = conn_app.clone();
-                async move { Ok::<_, Infallible>(with_security_headers(route(req, app).await)) }
+                async move {
+                    Ok::<_, Infallible>(with_security_headers(
+                        routes::dispatch(req, app, peer).await,
+                    ))
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(SmolTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
                 // Stream bodies are shared frame bytes: write them vectored, not copied.
                 .writev(true)
-                .serve_connection(
-                    FuturesIo::new(WriteDeadline::new(tcp, WRITE_DEADLINE)),
-                    service,
-                )
+                .serve_connection(FuturesIo::new(conn), service)
                 .with_upgrades();
             if let Err(e) = conn.await {
                 log::debug!("connection from {peer}: {e}");
@@ -174,26 +221,29 @@ pub async fn serve(listener: TcpListener, app: Rc<App>) {
     }
 }
 
-async fn route(req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
-    let path = req.uri().path().to_owned();
-    match (req.method(), path.as_str()) {
-        (&Method::GET, "/api/ws") => ws::upgrade(req, app),
-        (&Method::GET, "/api/stream/h264") => streams::h264(&app),
-        (&Method::GET, "/api/stream/mjpeg") => streams::mjpeg(&app),
-        (&Method::GET, "/metrics") => respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            app.metrics.render(),
-        ),
-        (&Method::POST, "/api/sim/console") if app.sim => switch_console(req, &app).await,
-        (&Method::GET | &Method::HEAD, p) if !p.starts_with("/api/") => match assets::lookup(p) {
-            Some((content_type, body)) => {
-                respond(StatusCode::OK, content_type, Bytes::from_static(body))
-            }
-            None => not_found(),
-        },
-        _ => not_found(),
-    }
+/// Reads a JSON body of at most `limit` bytes; a 400 saying what was expected otherwise.
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    limit: usize,
+    expected: &str,
+) -> Result<T, Response<Body>> {
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return Err(respond(
+                StatusCode::BAD_REQUEST,
+                TEXT,
+                format!("unreadable body: {e}\n"),
+            ))
+        }
+    };
+    serde_json::from_slice(&body).map_err(|e| {
+        respond(
+            StatusCode::BAD_REQUEST,
+            TEXT,
+            format!("expected {expected}: {e}\n"),
+        )
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -203,25 +253,9 @@ struct ConsoleRequest {
 }
 
 async fn switch_console(req: Request<Incoming>, app: &App) -> Response<Body> {
-    let body = match Limited::new(req.into_body(), 1024).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return respond(
-                StatusCode::BAD_REQUEST,
-                TEXT,
-                format!("unreadable body: {e}\n"),
-            )
-        }
-    };
-    let console = match serde_json::from_slice::<ConsoleRequest>(&body) {
+    let console = match read_json::<ConsoleRequest>(req, 1024, "{\"console\": 1..4}").await {
         Ok(r) => r.console,
-        Err(e) => {
-            return respond(
-                StatusCode::BAD_REQUEST,
-                TEXT,
-                format!("expected {{\"console\": 1..4}}: {e}\n"),
-            )
-        }
+        Err(res) => return res,
     };
     let (tx, rx) = async_channel::bounded(1);
     if app
@@ -258,12 +292,12 @@ pub fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -
     res
 }
 
-fn not_found() -> Response<Body> {
+pub fn not_found() -> Response<Body> {
     respond(StatusCode::NOT_FOUND, TEXT, "not found\n")
 }
 
 /// Headers every response carries: the console runs no inline script and is never framed.
-fn with_security_headers(mut res: Response<Body>) -> Response<Body> {
+pub fn with_security_headers(mut res: Response<Body>) -> Response<Body> {
     let h = res.headers_mut();
     h.insert(
         "content-security-policy",
