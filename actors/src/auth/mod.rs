@@ -38,7 +38,8 @@ use worker::{AuthWorker, WorkerError};
 /// How often expired sessions are closed and the accounts file is checked for changes made by
 /// `nanokvmd user ...`/`token ...`: a revoked credential's WebSockets close within this.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
-/// A live console moves its session's idle timeout on at most this often.
+/// A live console moves its session's idle timeout on at most this often (or four times per
+/// idle timeout, when that is shorter).
 const TOUCH_INTERVAL_US: Micros = 10_000_000;
 
 #[derive(Debug)]
@@ -172,8 +173,10 @@ impl SessionGuard {
     }
 
     /// The client is active: moves the login session's idle timeout on (at most every 10 s).
+    /// A session that ended meanwhile is signalled at once.
     pub fn activity(&self, now: Micros) {
-        if now.saturating_sub(self.last_touch.get()) < TOUCH_INTERVAL_US {
+        let every = TOUCH_INTERVAL_US.min(self.auth.limits().idle_us / 4);
+        if now.saturating_sub(self.last_touch.get()) < every {
             return;
         }
         self.last_touch.set(now);

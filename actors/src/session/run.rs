@@ -363,6 +363,7 @@ where
             Err(e) => log::debug!("session {id}: sending the close failed: {e}"),
         },
     }
+    let _ = timeout(CLOSE_DRAIN, out.shutdown()).await;
 }
 
 /// Reads until the client's close frame or the end of the stream. After an error tungstenite

@@ -8,14 +8,20 @@ macro_rules! assets {
 }
 
 const ASSETS: &[(&str, &[u8])] = assets![
+    "account.js",
     "app.js",
+    "auth-form.js",
     "clock.js",
     "favicon.svg",
     "h264-player.js",
     "h264.js",
     "index.html",
+    "login.html",
+    "login.js",
     "protocol.js",
     "settings.js",
+    "setup.html",
+    "setup.js",
     "stats-overlay.js",
     "stats.js",
     "style.css",

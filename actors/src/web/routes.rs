@@ -142,6 +142,7 @@ pub static ROUTES: &[Route] = &[
     route(Get, Exact("/login.js"), Public, asset),
     route(Get, Exact("/setup.html"), Public, asset),
     route(Get, Exact("/setup.js"), Public, asset),
+    route(Get, Exact("/auth-form.js"), Public, asset),
     route(Get, Exact("/style.css"), Public, asset),
     route(Get, Exact("/favicon.svg"), Public, asset),
     // The console: index.html and its modules.
@@ -314,9 +315,16 @@ mod tests {
             .collect();
         for p in &public {
             assert!(
-                ["login", "setup", "status", "style.css", "favicon"]
-                    .iter()
-                    .any(|ok| p.contains(ok)),
+                [
+                    "login",
+                    "setup",
+                    "status",
+                    "auth-form",
+                    "style.css",
+                    "favicon"
+                ]
+                .iter()
+                .any(|ok| p.contains(ok)),
                 "{p} is public"
             );
         }
