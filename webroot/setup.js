@@ -6,12 +6,17 @@ import { postJson, errorText } from './auth-form.js';
 const form = document.getElementById('setup-form');
 const error = document.getElementById('setup-error');
 
-const fromLink = new URLSearchParams(location.hash.slice(1)).get('code');
-if (fromLink) {
+/** Takes the code from the setup link (#code=...) into the form. */
+function codeFromLink() {
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get('code');
+  if (!fromLink) return;
   form.elements.code.value = fromLink;
   // The code stays out of the history and of anything that copies the address.
   history.replaceState(null, '', location.pathname);
 }
+codeFromLink();
+// The link opened where this page is already shown only changes the fragment.
+window.addEventListener('hashchange', codeFromLink);
 
 const status = await fetch('api/auth/status').then((r) => r.json()).catch(() => null);
 if (status && !status.setup_required) location.replace(status.user ? './' : 'login.html');

@@ -6,17 +6,15 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-const DAEMON = process.env.NANOKVMD_BIN ?? fileURLToPath(new URL('../../target/debug/nanokvmd', import.meta.url));
+import { logIn, startDaemon, stopDaemon, waitFor } from './daemon.mjs';
+
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--headless',
@@ -28,52 +26,7 @@ const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
-const DAEMON_START_MS = 20_000;
 const TEST_TIMEOUT_MS = 30_000;
-
-/** Starts the daemon and resolves with it and its URL once it prints its listening line. */
-function startDaemon() {
-  const child = spawn(DAEMON, ['--listen', '127.0.0.1:0', '--backend', 'sim'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    stderr = (stderr + chunk).slice(-8192); // the tail is what explains a failure
-  });
-  const daemon = { child, stderr: () => stderr, exited: new Promise((resolve) => child.once('exit', resolve)) };
-
-  return new Promise((resolve, reject) => {
-    const fail = (why) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      // Anything the daemon started could hold the pipes open and keep this process alive.
-      child.stdout.destroy();
-      child.stderr.destroy();
-      reject(new Error(`${why}\n--- nanokvmd stderr ---\n${stderr}`));
-    };
-    const timer = setTimeout(() => fail(`nanokvmd printed no listening line in ${DAEMON_START_MS} ms`), DAEMON_START_MS);
-    child.once('error', (error) => fail(`cannot run ${DAEMON}: ${error.message}`));
-    child.once('exit', (code, signal) => fail(`nanokvmd exited before listening (code ${code}, signal ${signal})`));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const match = /^nanokvmd listening on (http:\/\/\S+)$/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ ...daemon, url: match[1] });
-      }
-    });
-  });
-}
-
-async function stopDaemon(daemon) {
-  if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) return;
-  daemon.child.kill('SIGTERM');
-  const stopped = await Promise.race([daemon.exited.then(() => true), sleep(3000).then(() => false)]);
-  if (!stopped) {
-    daemon.child.kill('SIGKILL');
-    await daemon.exited;
-  }
-}
 
 describe('web console against the sim daemon', { timeout: 120_000 }, () => {
   let daemon = null;
@@ -93,7 +46,7 @@ describe('web console against the sim daemon', { timeout: 120_000 }, () => {
     });
     page = context.pages()[0] ?? (await context.newPage());
     watchErrors(page);
-    await page.goto(daemon.url);
+    await logIn(page, daemon);
   });
 
   after(async () => {
@@ -111,23 +64,6 @@ describe('web console against the sim daemon', { timeout: 120_000 }, () => {
   }
 
   const readStats = () => page.evaluate(() => ({ ...window.nanokvm?.stats }));
-
-  /**
-   * Polls `read()` until `accept` takes its value; on timeout, fails saying what was last read.
-   * Polled from here with evaluate rather than with waitForFunction, which evals its predicate
-   * in the page and so needs the 'unsafe-eval' that the console's CSP rightly refuses.
-   */
-  async function waitFor(what, read, accept, timeout) {
-    const deadline = Date.now() + timeout;
-    for (;;) {
-      const value = await read();
-      if (accept(value)) return value;
-      if (Date.now() >= deadline) {
-        throw new Error(`${what}: not within ${timeout} ms; last seen: ${JSON.stringify(value)}`);
-      }
-      await sleep(25);
-    }
-  }
 
   const waitForStats = (what, accept, timeout) => waitFor(what, readStats, accept, timeout);
 
@@ -185,7 +121,7 @@ describe('web console against the sim daemon', { timeout: 120_000 }, () => {
     const switchConsole = async (n) => {
       const response = await fetch(new URL('api/sim/console', daemon.url), {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...daemon.authHeaders },
         body: JSON.stringify({ console: n }),
         signal: AbortSignal.timeout(5000),
       });
