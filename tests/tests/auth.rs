@@ -813,3 +813,37 @@ fn plain_http_beyond_loopback_needs_insecure_http() {
     ]);
     d.assert_running();
 }
+
+#[test]
+fn a_login_costs_the_daemon_only_a_few_megabytes_at_its_peak() {
+    // The replay source: no encoder buffers, so the peak is the daemon's own.
+    let file = nanokvm_e2e::h264::replay_file();
+    let d = Daemon::start(&["--source", &format!("replay:{}", file.display())]);
+    std::thread::sleep(Duration::from_millis(500));
+    // Reset the peak to the current resident size (Linux: clear_refs 5).
+    std::fs::write(format!("/proc/{}/clear_refs", d.pid()), "5").expect("reset VmHWM");
+    let before = d.proc_status_kib("VmHWM").expect("VmHWM");
+    let rss = d.rss_kib();
+    for _ in 0..3 {
+        login(&d);
+    }
+    let after = d.proc_status_kib("VmHWM").expect("VmHWM");
+    let settled = d.rss_kib();
+    eprintln!(
+        "idle VmRSS {rss} KiB, peak before logins {before} KiB, after 3 logins {after} KiB (+{} KiB), \
+         VmRSS after them {settled} KiB",
+        after.saturating_sub(before)
+    );
+    // The hash's memory goes back when it is done.
+    assert!(
+        settled <= rss + 2048,
+        "VmRSS stayed {} KiB above idle after the logins",
+        settled - rss
+    );
+    // argon2id with m = 4 MiB, one hash at a time, plus the auth thread's stack.
+    assert!(
+        after.saturating_sub(before) <= 6 * 1024,
+        "logins raised the peak by {} KiB",
+        after - before
+    );
+}
