@@ -1,5 +1,7 @@
 //! Harness for the end-to-end tests: runs the real `nanokvmd` binary and talks to it the way a
-//! browser or a tool would, over plain HTTP/1.1 and the `/api/ws` WebSocket.
+//! browser or a tool would, over HTTP/1.1 and the `/api/ws` WebSocket, authenticated with the
+//! daemon's API token unless told otherwise (`credentials.rs`), over TLS when
+//! `NANOKVM_E2E_TLS=1` (`transport.rs`).
 //!
 //! Every wait here is bounded, so a daemon that hangs makes a test fail with a message that
 //! says what was awaited, instead of making the suite hang. The daemon's stderr is kept and
