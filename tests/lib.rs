@@ -25,7 +25,7 @@ pub use nanokvm_protocol as proto;
 mod credentials;
 mod transport;
 pub use credentials::{e2e_tls, Auth, Credentials, E2E_PASSWORD, E2E_TOKEN_NAME, E2E_USER};
-pub use transport::{AsyncConn, SyncConn};
+pub use transport::{connect_async, AsyncConn, SyncConn};
 
 /// Upper bound for the daemon to print its listening line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -186,17 +186,22 @@ pub struct Daemon {
     data: Option<TempDir>,
 }
 
+/// Starts the binary with `args`, its stdout and stderr piped.
+fn spawn_piped(args: &[&str], stdin: Stdio) -> Child {
+    Command::new(daemon_bin())
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", daemon_bin().display()))
+}
+
 /// Runs a `nanokvmd` account command (`user add ...`, `token new ...`) with `stdin`; panics
 /// with its output when it fails. Returns its stdout.
 pub fn run_cli(args: &[&str], stdin: &str) -> String {
     use std::io::Write;
-    let mut child = Command::new(daemon_bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {}: {e}", daemon_bin().display()));
+    let mut child = spawn_piped(args, Stdio::piped());
     if let Some(mut input) = child.stdin.take() {
         let _ = input.write_all(stdin.as_bytes());
     }
@@ -517,13 +522,7 @@ impl RunOutput {
 /// Runs the binary with exactly `args` and waits (at most `d`) for it to exit; panics, with its
 /// output, when it is still running then (it is killed).
 pub fn run_daemon(args: &[&str], d: Duration) -> RunOutput {
-    let mut child = Command::new(daemon_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn nanokvmd");
+    let mut child = spawn_piped(args, Stdio::null());
     let read_all = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut s = Vec::new();
@@ -1312,10 +1311,14 @@ pub mod ws {
             use async_tungstenite::tungstenite::client::IntoClientRequest;
             use async_tungstenite::tungstenite::http::HeaderValue;
             within(CONNECT_TIMEOUT, "the WebSocket handshake", async {
-                let conn = crate::AsyncConn::connect(addr)
+                let conn = crate::connect_async(addr)
                     .await
                     .map_err(|e| format!("connect {addr}: {e}"))?;
-                let scheme = if conn.is_tls() { "wss" } else { "ws" };
+                let scheme = if matches!(conn, futures_util::future::Either::Right(_)) {
+                    "wss"
+                } else {
+                    "ws"
+                };
                 let mut req = format!("{scheme}://{addr}/api/ws")
                     .into_client_request()
                     .map_err(|e| e.to_string())?;

@@ -1,14 +1,13 @@
 //! The harness's connections: plain TCP, or TLS over it when the daemon at that address serves
 //! HTTPS (see `credentials.rs`). Blocking ones for the HTTP client, async ones for WebSockets.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_lite::{AsyncRead, AsyncWrite};
+use futures_rustls::client::TlsStream;
 use futures_rustls::rustls;
+use futures_util::future::Either;
 
 use crate::credentials::{server_name, tls_for};
 
@@ -79,79 +78,19 @@ impl Write for SyncConn {
     }
 }
 
-/// An async connection (for WebSockets).
-pub enum AsyncConn {
-    Plain(smol::net::TcpStream),
-    Tls(Box<futures_rustls::client::TlsStream<smol::net::TcpStream>>),
-}
+/// An async connection (for WebSockets): plain TCP (`Left`) or TLS over it (`Right`).
+pub type AsyncConn = Either<smol::net::TcpStream, Box<TlsStream<smol::net::TcpStream>>>;
 
-impl AsyncConn {
-    pub async fn connect(addr: SocketAddr) -> io::Result<AsyncConn> {
-        let tcp = smol::net::TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
-        Ok(match tls_for(addr) {
-            None => AsyncConn::Plain(tcp),
-            Some(config) => {
-                let tls = futures_rustls::TlsConnector::from(config)
-                    .connect(server_name(addr), tcp)
-                    .await?;
-                AsyncConn::Tls(Box::new(tls))
-            }
-        })
-    }
-
-    pub fn is_tls(&self) -> bool {
-        matches!(self, AsyncConn::Tls(_))
-    }
-}
-
-impl AsyncRead for AsyncConn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            AsyncConn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            AsyncConn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+pub async fn connect_async(addr: SocketAddr) -> io::Result<AsyncConn> {
+    let tcp = smol::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    Ok(match tls_for(addr) {
+        None => Either::Left(tcp),
+        Some(config) => {
+            let tls = futures_rustls::TlsConnector::from(config)
+                .connect(server_name(addr), tcp)
+                .await?;
+            Either::Right(Box::new(tls))
         }
-    }
-}
-
-impl AsyncWrite for AsyncConn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            AsyncConn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            AsyncConn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            AsyncConn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            AsyncConn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            AsyncConn::Plain(s) => Pin::new(s).poll_flush(cx),
-            AsyncConn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            AsyncConn::Plain(s) => Pin::new(s).poll_close(cx),
-            AsyncConn::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
-        }
-    }
+    })
 }

@@ -180,14 +180,14 @@ pub async fn serve(listener: TcpListener, app: Rc<App>, tls: Option<futures_rust
             let _slot = slot;
             let tcp = WriteDeadline::new(tcp, WRITE_DEADLINE);
             let conn = match tls {
-                None => tls::Conn::Plain(tcp),
+                None => tls::Conn::Left(tcp),
                 Some(acceptor) => {
                     let handshake = future::or(async { Some(acceptor.accept(tcp).await) }, async {
                         smol::Timer::after(TLS_HANDSHAKE_TIMEOUT).await;
                         None
                     });
                     match handshake.await {
-                        Some(Ok(s)) => tls::Conn::Tls(Box::new(s)),
+                        Some(Ok(s)) => tls::Conn::Right(Box::new(s)),
                         Some(Err(e)) => {
                             log::debug!("TLS handshake with {peer}: {e}");
                             return;

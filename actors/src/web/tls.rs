@@ -2,19 +2,16 @@
 //! and kept in the data directory), the rustls acceptor (ring provider, TLS 1.3), and the
 //! connection type that is either plain TCP or TLS over it.
 
-use std::io::{self, IoSlice, IoSliceMut};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use futures_lite::{AsyncRead, AsyncWrite};
 use futures_rustls::rustls::crypto::ring;
 use futures_rustls::rustls::pki_types::pem::PemObject;
 use futures_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use futures_rustls::rustls::ServerConfig;
 use futures_rustls::server::TlsStream;
 use futures_rustls::TlsAcceptor;
+use futures_util::future::Either;
 use smol::net::TcpStream;
 
 use super::write_deadline::WriteDeadline;
@@ -130,73 +127,9 @@ pub fn acceptor(
     Ok((TlsAcceptor::from(Arc::new(config)), source))
 }
 
-/// A served connection: plain TCP, or TLS over it. Both keep the write deadline.
-pub enum Conn {
-    Plain(WriteDeadline<TcpStream>),
-    Tls(Box<TlsStream<WriteDeadline<TcpStream>>>),
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-
-    fn poll_read_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read_vectored(cx, bufs),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read_vectored(cx, bufs),
-        }
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_close(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
-        }
-    }
-}
+/// A served connection: plain TCP (`Left`), or TLS over it (`Right`). Both keep the write
+/// deadline.
+pub type Conn = Either<WriteDeadline<TcpStream>, Box<TlsStream<WriteDeadline<TcpStream>>>>;
 
 #[cfg(test)]
 mod tests {

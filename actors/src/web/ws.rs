@@ -128,12 +128,12 @@ pub fn upgrade(mut req: Request<Incoming>, ctx: Ctx) -> Response<Body> {
         match parts.io.into_inner() {
             // tungstenite reads from one handle of the socket; the session writes its own
             // frames to the other, which keeps the connection's write deadline.
-            Conn::Plain(write_side) => {
+            Conn::Left(write_side) => {
                 let read_side = DiscardWrites(write_side.get_ref().clone());
                 run_session(read_side, read_buf, write_side, id, &session_app, guard).await
             }
             // TLS is one state machine: reader and writer share it through a split.
-            Conn::Tls(tls) => {
+            Conn::Right(tls) => {
                 let (read_half, write_half) = futures_lite::io::split(*tls);
                 run_session(
                     DiscardWrites(read_half),
