@@ -258,12 +258,14 @@ impl Daemon {
             "--data-dir",
             &dir,
         ];
-        if e2e_tls() {
+        let tls_asked = args.windows(2).any(|w| w == ["--tls", "on"]);
+        if e2e_tls() && !tls_asked {
             full.extend_from_slice(&["--tls", "on"]);
         }
         full.extend_from_slice(args);
         let mut d = Self::start_raw(&full);
-        let tls = e2e_tls().then(|| credentials::trust_only(&data.path().join("tls-cert.pem")));
+        let tls = (e2e_tls() || tls_asked)
+            .then(|| credentials::trust_only(&data.path().join("tls-cert.pem")));
         credentials::register(
             d.addr,
             Credentials {

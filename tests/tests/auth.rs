@@ -847,3 +847,40 @@ fn a_login_costs_the_daemon_only_a_few_megabytes_at_its_peak() {
         after - before
     );
 }
+
+#[test]
+fn https_with_the_generated_certificate_and_a_redirect_from_http() {
+    // A free port for the redirect listener (bound and released; the daemon binds it next).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let redirect = format!("127.0.0.1:{port}");
+    let d = Daemon::start(&["--tls", "on", "--http-redirect", &redirect]);
+    assert!(d.origin().starts_with("https://"), "{}", d.origin());
+    // The harness trusts exactly the certificate the daemon generated and kept.
+    let r = get(&d, &Auth::Default, "/metrics");
+    assert_eq!(r.status, 200, "{}", r.summary());
+    let pem = std::fs::read_to_string(d.data_dir().join("tls-cert.pem")).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let cookie = login(&d);
+    assert!(!cookie.is_empty());
+
+    // Plain HTTP on the redirect port only redirects, to the same path over HTTPS.
+    let mut s = std::net::TcpStream::connect(&redirect).expect("connect to the redirect port");
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "GET /api/stream/h264?x=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.set_read_timeout(Some(SECS(5))).unwrap();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 308"), "{answer}");
+    let want = format!(
+        "location: https://127.0.0.1:{}/api/stream/h264?x=1",
+        d.addr().port()
+    );
+    assert!(answer.to_ascii_lowercase().contains(&want), "{answer}");
+}
