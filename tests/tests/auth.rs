@@ -116,6 +116,17 @@ fn every_route_refuses_an_unauthenticated_request() {
     let d = Daemon::start(&[]);
     let forged = format!("nanokvm_session={}", "ab".repeat(32));
     let mut checked = 0;
+    // A route for any method is tried with each of the usual ones.
+    let methods = |m: &str| -> Vec<String> {
+        match m {
+            "ANY" => ["GET", "POST", "PUT", "DELETE"].map(String::from).to_vec(),
+            m => vec![m.to_string()],
+        }
+    };
+    let routes: Vec<(String, String, String)> = routes
+        .iter()
+        .flat_map(|(m, p, a)| methods(m).into_iter().map(|m| (m, p.clone(), a.clone())))
+        .collect();
     for (method, path, access) in &routes {
         for path in sample_paths(path) {
             let ask = |auth: &Auth, extra: &[(&str, &str)]| {

@@ -37,6 +37,9 @@ pub enum Verb {
     /// GET, and HEAD with it.
     Get,
     Post,
+    /// Every method: for a handler that answers each method itself (405 for the ones it
+    /// does not take).
+    Any,
 }
 
 impl Verb {
@@ -44,6 +47,7 @@ impl Verb {
         match self {
             Verb::Get => m == Method::GET || m == Method::HEAD,
             Verb::Post => m == Method::POST,
+            Verb::Any => true,
         }
     }
 
@@ -51,6 +55,7 @@ impl Verb {
         match self {
             Verb::Get => "GET",
             Verb::Post => "POST",
+            Verb::Any => "ANY",
         }
     }
 }
