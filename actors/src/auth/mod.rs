@@ -525,31 +525,34 @@ impl Auth {
 
     /// Every half second until shutdown: ends expired sessions and picks up changes to the
     /// accounts file made by the `nanokvmd user`/`token` commands (a changed password ends
-    /// that user's sessions, a revoked token its streams).
+    /// that user's sessions, a revoked token its streams). Two loops, so that a reload waiting
+    /// behind a password hash on the auth thread never delays an expiry.
     pub async fn sweep(self: Rc<Self>, shutdown: Receiver<()>) {
-        loop {
-            let stop = future::or(
-                async {
-                    smol::Timer::after(SWEEP_INTERVAL).await;
-                    false
-                },
-                async {
-                    let _ = shutdown.recv().await;
-                    true
-                },
-            )
-            .await;
-            if stop {
-                return;
+        let expire = async {
+            loop {
+                smol::Timer::after(SWEEP_INTERVAL).await;
+                let expired = self
+                    .state
+                    .borrow_mut()
+                    .sessions
+                    .expire(self.clock.now_us());
+                self.signal_sessions(expired);
+                self.state
+                    .borrow_mut()
+                    .revocations
+                    .retain(|_, w| w.strong_count() > 0);
             }
-            let expired = self.state.borrow_mut().sessions.expire(self.clock.now_us());
-            self.signal_sessions(expired);
-            self.reload().await;
-            self.state
-                .borrow_mut()
-                .revocations
-                .retain(|_, w| w.strong_count() > 0);
-        }
+        };
+        let reload = async {
+            loop {
+                smol::Timer::after(SWEEP_INTERVAL).await;
+                self.reload().await;
+            }
+        };
+        future::or(future::or(expire, reload), async {
+            let _ = shutdown.recv().await;
+        })
+        .await;
     }
 
     async fn reload(&self) {
