@@ -443,6 +443,17 @@ fn logout_and_token_revocation_close_their_websockets() {
         assert!(t0.elapsed() < SECS(3), "the new token is not accepted");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let mut stream = http::BodyStream::open_as(
+        d.addr(),
+        &Auth::Bearer(token.clone()),
+        "GET",
+        "/api/stream/h264",
+        &[],
+        b"",
+        Instant::now() + http::TIMEOUT,
+    )
+    .expect("GET /api/stream/h264 with the token");
+    assert_eq!(stream.status, 200);
     block_on(async {
         let mut by_cookie = open_console(&d, Auth::Cookie(cookie.clone())).await;
         let mut by_token = open_console(&d, Auth::Bearer(token.clone())).await;
@@ -466,6 +477,20 @@ fn logout_and_token_revocation_close_their_websockets() {
             "revocation closed the WebSocket after {took:?}"
         );
     });
+    // The raw H.264 stream opened with the token ends too.
+    let t0 = Instant::now();
+    loop {
+        let (_, ended) = stream
+            .read_for(Duration::from_millis(200))
+            .expect("read the stream");
+        if ended {
+            break;
+        }
+        assert!(
+            t0.elapsed() < SECS(3),
+            "the stream goes on after its token was revoked"
+        );
+    }
     assert_eq!(get(&d, &Auth::Bearer(token), "/metrics").status, 401);
 }
 

@@ -531,11 +531,7 @@ impl Auth {
         let expire = async {
             loop {
                 smol::Timer::after(SWEEP_INTERVAL).await;
-                let expired = self
-                    .state
-                    .borrow_mut()
-                    .sessions
-                    .expire(self.clock.now_us());
+                let expired = self.state.borrow_mut().sessions.expire(self.clock.now_us());
                 self.signal_sessions(expired);
                 self.state
                     .borrow_mut()

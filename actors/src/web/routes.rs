@@ -18,7 +18,7 @@ use hyper::header::{HeaderValue, AUTHORIZATION, COOKIE, HOST, LOCATION, ORIGIN, 
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::{assets, auth_api, respond, streams, ws, App, Body, TEXT};
-use crate::auth::Caller;
+use crate::auth::{Caller, SessionGuard};
 
 /// Who may use a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +82,14 @@ pub struct Ctx {
     pub peer: SocketAddr,
 }
 
+impl Ctx {
+    /// What a long-lived response (a stream, a WebSocket) holds to end when the caller's
+    /// credential is revoked or expires.
+    pub fn guard(&self) -> Option<SessionGuard> {
+        self.caller.as_ref().map(|c| self.app.auth.guard(c))
+    }
+}
+
 pub type Reply = Pin<Box<dyn Future<Output = Response<Body>>>>;
 pub type Handler = fn(Request<Incoming>, Ctx) -> Reply;
 
@@ -111,10 +119,10 @@ pub static ROUTES: &[Route] = &[
         Box::pin(async move { ws::upgrade(req, ctx) })
     }),
     route(Get, Exact("/api/stream/h264"), Authenticated, |_, ctx| {
-        Box::pin(async move { streams::h264(&ctx.app) })
+        Box::pin(async move { streams::h264(&ctx.app, ctx.guard()) })
     }),
     route(Get, Exact("/api/stream/mjpeg"), Authenticated, |_, ctx| {
-        Box::pin(async move { streams::mjpeg(&ctx.app) })
+        Box::pin(async move { streams::mjpeg(&ctx.app, ctx.guard()) })
     }),
     route(Get, Exact("/metrics"), Authenticated, |_, ctx| {
         Box::pin(async move {
