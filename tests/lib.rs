@@ -1,5 +1,7 @@
 //! Harness for the end-to-end tests: runs the real `nanokvmd` binary and talks to it the way a
-//! browser or a tool would, over plain HTTP/1.1 and the `/api/ws` WebSocket.
+//! browser or a tool would, over HTTP/1.1 and the `/api/ws` WebSocket, authenticated with the
+//! daemon's API token unless told otherwise (`credentials.rs`), over TLS when
+//! `NANOKVM_E2E_TLS=1` (`transport.rs`).
 //!
 //! Every wait here is bounded, so a daemon that hangs makes a test fail with a message that
 //! says what was awaited, instead of making the suite hang. The daemon's stderr is kept and
@@ -19,6 +21,11 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use nanokvm_protocol as proto;
+
+mod credentials;
+mod transport;
+pub use credentials::{e2e_tls, Auth, Credentials, E2E_PASSWORD, E2E_TOKEN_NAME, E2E_USER};
+pub use transport::{connect_async, AsyncConn, SyncConn};
 
 /// Upper bound for the daemon to print its listening line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -175,15 +182,124 @@ pub struct Daemon {
     addr: SocketAddr,
     log: Log,
     exited: Option<ExitStatus>,
+    /// The daemon's data directory (accounts, certificate), when the harness made it.
+    data: Option<TempDir>,
+}
+
+/// Starts the binary with `args`, its stdout and stderr piped.
+fn spawn_piped(args: &[&str], stdin: Stdio) -> Child {
+    Command::new(daemon_bin())
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", daemon_bin().display()))
+}
+
+/// Runs a `nanokvmd` account command (`user add ...`, `token new ...`) with `stdin`; panics
+/// with its output when it fails. Returns its stdout.
+pub fn run_cli(args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let mut child = spawn_piped(args, Stdio::piped());
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let out = child.wait_with_output().expect("wait for nanokvmd");
+    assert!(
+        out.status.success(),
+        "nanokvmd {args:?}: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Daemon {
     /// Starts the daemon with the sim backend on a free port plus `args`, and waits (bounded)
-    /// for its listening line.
+    /// for its listening line. Its data directory is fresh and holds the user [`E2E_USER`] and
+    /// an API token that every request helper and `WsClient` sends by default. With
+    /// `NANOKVM_E2E_TLS=1` it serves HTTPS.
     pub fn start(args: &[&str]) -> Daemon {
-        let mut full = vec!["--listen", "127.0.0.1:0", "--backend", "sim"];
+        Self::start_with_data(args, true)
+    }
+
+    /// Like [`start`](Self::start) but without any account: the daemon waits for setup.
+    pub fn start_unprovisioned(args: &[&str]) -> Daemon {
+        Self::start_with_data(args, false)
+    }
+
+    fn start_with_data(args: &[&str], provision: bool) -> Daemon {
+        let data = TempDir::new("data");
+        let dir = data.path().display().to_string();
+        let (mut user, mut token) = (None, None);
+        if provision {
+            run_cli(
+                &[
+                    "user",
+                    "add",
+                    E2E_USER,
+                    "--password-stdin",
+                    "--data-dir",
+                    &dir,
+                ],
+                &format!("{E2E_PASSWORD}\n"),
+            );
+            let out = run_cli(&["token", "new", E2E_TOKEN_NAME, "--data-dir", &dir], "");
+            user = Some((E2E_USER.to_string(), E2E_PASSWORD.to_string()));
+            token = Some(out.trim().to_string());
+        }
+        let mut full = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            "sim",
+            "--data-dir",
+            &dir,
+        ];
+        let tls_asked = args.windows(2).any(|w| w == ["--tls", "on"]);
+        if e2e_tls() && !tls_asked {
+            full.extend_from_slice(&["--tls", "on"]);
+        }
         full.extend_from_slice(args);
-        Self::start_raw(&full)
+        let mut d = Self::start_raw(&full);
+        let tls = (e2e_tls() || tls_asked)
+            .then(|| credentials::trust_only(&data.path().join("tls-cert.pem")));
+        credentials::register(
+            d.addr,
+            Credentials {
+                data_dir: data.path().to_path_buf(),
+                user,
+                token,
+                tls,
+            },
+        );
+        d.data = Some(data);
+        d
+    }
+
+    /// What the harness provisioned for this daemon.
+    pub fn credentials(&self) -> Credentials {
+        credentials::for_addr(self.addr).expect("a daemon started with Daemon::start")
+    }
+
+    /// The daemon's data directory (only for daemons the harness provisioned).
+    pub fn data_dir(&self) -> &Path {
+        self.data
+            .as_ref()
+            .expect("a daemon started with Daemon::start")
+            .path()
+    }
+
+    /// `http://ADDR` or `https://ADDR`.
+    pub fn origin(&self) -> String {
+        let scheme = if credentials::tls_for(self.addr).is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Starts the daemon with exactly `args`.
@@ -235,6 +351,7 @@ impl Daemon {
             addr,
             log,
             exited: None,
+            data: None,
         }
     }
 
@@ -376,13 +493,15 @@ impl Drop for Daemon {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        credentials::unregister(self.addr);
     }
 }
 
-/// `nanokvmd listening on http://127.0.0.1:PORT/` → the address.
+/// `nanokvmd listening on http(s)://127.0.0.1:PORT/` → the address.
 pub fn parse_listen_line(line: &str) -> Option<SocketAddr> {
-    line.trim()
-        .strip_prefix("nanokvmd listening on http://")?
+    let rest = line.trim().strip_prefix("nanokvmd listening on ")?;
+    rest.strip_prefix("http://")
+        .or_else(|| rest.strip_prefix("https://"))?
         .strip_suffix('/')?
         .parse()
         .ok()
@@ -405,13 +524,7 @@ impl RunOutput {
 /// Runs the binary with exactly `args` and waits (at most `d`) for it to exit; panics, with its
 /// output, when it is still running then (it is killed).
 pub fn run_daemon(args: &[&str], d: Duration) -> RunOutput {
-    let mut child = Command::new(daemon_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn nanokvmd");
+    let mut child = spawn_piped(args, Stdio::null());
     let read_all = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut s = Vec::new();
@@ -525,6 +638,8 @@ pub mod http {
     use std::net::{SocketAddr, TcpStream};
     use std::time::{Duration, Instant};
 
+    use crate::{Auth, SyncConn};
+
     /// Default bound for whole requests.
     pub const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -590,8 +705,21 @@ pub mod http {
         body: &[u8],
         d: Duration,
     ) -> io::Result<Response> {
+        request_as(addr, &Auth::Default, method, path, headers, body, d)
+    }
+
+    /// Like [`request`] with the given authentication.
+    pub fn request_as(
+        addr: SocketAddr,
+        auth: &Auth,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        d: Duration,
+    ) -> io::Result<Response> {
         let deadline = Instant::now() + d;
-        let mut s = BodyStream::open_with(addr, method, path, headers, body, deadline)?;
+        let mut s = BodyStream::open_as(addr, auth, method, path, headers, body, deadline)?;
         let mut out = Vec::new();
         loop {
             match s.read_some(deadline)? {
@@ -641,7 +769,7 @@ pub mod http {
 
     /// A response whose body is read incrementally (for endless streams).
     pub struct BodyStream {
-        stream: TcpStream,
+        stream: SyncConn,
         raw: Vec<u8>,
         framing: Framing,
         sock_eof: bool,
@@ -663,10 +791,29 @@ pub mod http {
             body: &[u8],
             deadline: Instant,
         ) -> io::Result<Self> {
-            let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-            stream.set_nodelay(true)?;
+            Self::open_as(addr, &Auth::Default, method, path, headers, body, deadline)
+        }
+
+        /// Sends a request with the given authentication (added unless `headers` already
+        /// carry an `Authorization` or `Cookie`) and reads the response head.
+        pub fn open_as(
+            addr: SocketAddr,
+            auth: &Auth,
+            method: &str,
+            path: &str,
+            headers: &[(&str, &str)],
+            body: &[u8],
+            deadline: Instant,
+        ) -> io::Result<Self> {
+            let mut stream = SyncConn::connect(addr, Duration::from_secs(5))?;
             let mut req =
                 format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+            let has = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+            if !has("authorization") && !has("cookie") {
+                if let Some((k, v)) = auth.header(addr) {
+                    req.push_str(&format!("{k}: {v}\r\n"));
+                }
+            }
             for (k, v) in headers {
                 req.push_str(&format!("{k}: {v}\r\n"));
             }
@@ -674,10 +821,12 @@ pub mod http {
                 req.push_str(&format!("Content-Length: {}\r\n", body.len()));
             }
             req.push_str("\r\n");
-            let mut w = &stream;
-            w.set_write_timeout(Some(Duration::from_secs(5)))?;
-            w.write_all(req.as_bytes())?;
-            w.write_all(body)?;
+            stream
+                .tcp()
+                .set_write_timeout(Some(Duration::from_secs(5)))?;
+            stream.write_all(req.as_bytes())?;
+            stream.write_all(body)?;
+            stream.flush()?;
             let mut s = BodyStream {
                 stream,
                 raw: Vec::new(),
@@ -763,7 +912,7 @@ pub mod http {
                 return Ok(false);
             }
             let left = (deadline - now).max(Duration::from_millis(1));
-            self.stream.set_read_timeout(Some(left))?;
+            self.stream.tcp().set_read_timeout(Some(left))?;
             let mut buf = [0u8; 64 * 1024];
             match self.stream.read(&mut buf) {
                 Ok(0) => {
@@ -899,13 +1048,47 @@ pub mod http {
         hay.windows(needle.len()).position(|w| w == needle)
     }
 
-    /// Opens a connection, sends `GET path` and never reads: a stalled viewer.
+    /// Opens a connection, sends `GET path` (authenticated) and never reads: a stalled
+    /// viewer. Returns the TCP socket (under TLS, what it would read is encrypted).
     pub fn stalled_get(addr: SocketAddr, path: &str) -> TcpStream {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-        s.set_write_timeout(Some(Duration::from_secs(5)))
+        let mut s = SyncConn::connect(addr, Duration::from_secs(5)).expect("connect");
+        s.tcp()
+            .set_write_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
-        write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("send request");
-        s
+        let auth = Auth::Default
+            .header(addr)
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .unwrap_or_default();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n").expect("send request");
+        s.flush().expect("send request");
+        s.into_tcp()
+    }
+
+    /// Logs in through `POST /api/auth/login`; the `Cookie` value (`nanokvm_session=...`)
+    /// on success, the response otherwise.
+    pub fn login(addr: SocketAddr, user: &str, password: &str) -> Result<String, Response> {
+        let body = format!(
+            "{{\"username\":{},\"password\":{}}}",
+            serde_json::Value::from(user),
+            serde_json::Value::from(password)
+        );
+        let r = request_as(
+            addr,
+            &Auth::None,
+            "POST",
+            "/api/auth/login",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+            TIMEOUT,
+        )
+        .unwrap_or_else(|e| panic!("POST /api/auth/login: {e}"));
+        if r.status != 200 {
+            return Err(r);
+        }
+        r.header("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .map(str::to_string)
+            .ok_or(r)
     }
 }
 
@@ -1105,33 +1288,62 @@ pub mod ws {
     }
 
     pub struct WsClient {
-        ws: WebSocketStream<smol::net::TcpStream>,
+        ws: WebSocketStream<crate::AsyncConn>,
         /// Every message skipped by the `recv_*` helpers, for failure messages.
         skipped: Vec<String>,
     }
 
     impl WsClient {
-        /// Opens `/api/ws` (handshake only; no Hello sent).
+        /// Opens `/api/ws` (handshake only; no Hello sent), authenticated with the daemon's
+        /// token.
         pub async fn connect(addr: SocketAddr) -> WsClient {
+            match Self::connect_as(addr, &crate::Auth::Default, None).await {
+                Ok(c) => c,
+                Err(e) => panic!("WebSocket handshake with {addr}/api/ws: {e}"),
+            }
+        }
+
+        /// Opens `/api/ws` with the given authentication and `Origin` header; the error says
+        /// why the handshake failed (e.g. `HTTP error: 401 Unauthorized`).
+        pub async fn connect_as(
+            addr: SocketAddr,
+            auth: &crate::Auth,
+            origin: Option<&str>,
+        ) -> Result<WsClient, String> {
+            use async_tungstenite::tungstenite::client::IntoClientRequest;
+            use async_tungstenite::tungstenite::http::HeaderValue;
             within(CONNECT_TIMEOUT, "the WebSocket handshake", async {
-                let tcp = smol::net::TcpStream::connect(addr)
+                let conn = crate::connect_async(addr)
                     .await
-                    .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-                tcp.set_nodelay(true).expect("nodelay");
+                    .map_err(|e| format!("connect {addr}: {e}"))?;
+                let scheme = if matches!(conn, futures_util::future::Either::Right(_)) {
+                    "wss"
+                } else {
+                    "ws"
+                };
+                let mut req = format!("{scheme}://{addr}/api/ws")
+                    .into_client_request()
+                    .map_err(|e| e.to_string())?;
+                let headers = req.headers_mut();
+                if let Some((k, v)) = auth.header(addr) {
+                    headers.insert(k, HeaderValue::from_str(&v).map_err(|e| e.to_string())?);
+                }
+                if let Some(o) = origin {
+                    headers.insert(
+                        "origin",
+                        HeaderValue::from_str(o).map_err(|e| e.to_string())?,
+                    );
+                }
                 let mut cfg = WebSocketConfig::default();
                 cfg.max_message_size = Some(64 << 20);
                 cfg.max_frame_size = Some(64 << 20);
-                let (ws, _resp) = async_tungstenite::client_async_with_config(
-                    format!("ws://{addr}/api/ws"),
-                    tcp,
-                    Some(cfg),
-                )
-                .await
-                .unwrap_or_else(|e| panic!("WebSocket handshake with {addr}/api/ws: {e}"));
-                WsClient {
+                let (ws, _resp) = async_tungstenite::client_async_with_config(req, conn, Some(cfg))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(WsClient {
                     ws,
                     skipped: Vec::new(),
-                }
+                })
             })
             .await
         }

@@ -2,6 +2,7 @@
 // and the H.264 decoder live in video-worker.js, which paints straight onto the canvas.
 
 import { AtxPanel } from './atx.js';
+import { SESSION_REVOKED, checkSession, initAccount, sessionEnded } from './account.js';
 import { SettingsForm, sameSettings } from './settings.js';
 import { createStats } from './stats.js';
 import { formatStats } from './stats-overlay.js';
@@ -137,6 +138,10 @@ const CLOSE_CODES = {
 };
 
 function showConnection({ state, code, reason, retryMs }) {
+  // A revoked or expired session ends on the login page; a refused reconnect (the socket
+  // closes before opening) may mean the same, which the API says.
+  if (state === 'disconnected' && code === SESSION_REVOKED) sessionEnded();
+  else if (state === 'disconnected') checkSession();
   ui.connection.dataset.state = state;
   const wasConnected = connected;
   connected = state === 'connected';
@@ -212,7 +217,10 @@ function restartMjpeg() {
   updateMjpeg();
 }
 
+initAccount();
+
 ui.mjpeg.addEventListener('error', () => {
+  checkSession();
   if (ui.mjpeg.hasAttribute('src') && connected) showNotice('The MJPEG stream is not available.');
 });
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use nanokvm_protocol::{Resolution, StreamSettings};
 
+use crate::auth::SessionLimits;
 use crate::hid::HidPaths;
 use serde::Deserialize;
 use toml::Spanned;
@@ -43,24 +44,32 @@ impl std::str::FromStr for SourceSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    pub listen: SocketAddr,
+    /// `None`: the backend's default (see `web::exposure`).
+    pub listen: Option<SocketAddr>,
     pub backend: BackendChoice,
     pub source: Option<SourceSpec>,
     pub stream: StreamSettings,
     pub atx: AtxSettings,
     /// The USB HID gadget's device files (in sim mode the daemon points them at its FIFOs).
     pub hid: HidPaths,
+    /// Accounts, tokens, the TLS certificate; `None`: `auth::store::default_data_dir`.
+    pub data_dir: Option<PathBuf>,
+    pub web: WebConfig,
+    pub sessions: SessionLimits,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: None,
             backend: BackendChoice::Auto,
             source: None,
             stream: StreamSettings::default(),
             atx: AtxSettings::default(),
             hid: HidPaths::default(),
+            data_dir: None,
+            web: WebConfig::default(),
+            sessions: SessionLimits::default(),
         }
     }
 }
@@ -83,6 +92,30 @@ impl Default for AtxSettings {
             power_long_ms: crate::atx::DEFAULT_LONG_PRESS_MS,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TlsChoice {
+    /// On with the device backend, off with the simulated target.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+/// How the console is served: TLS, the HTTP redirect, and whether plain HTTP may leave the
+/// machine.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WebConfig {
+    pub tls: TlsChoice,
+    /// A certificate chain and key (PEM) to use instead of the generated self-signed one.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// A plain-HTTP listener that redirects to HTTPS. `None`: port 80 on the device with TLS,
+    /// none otherwise; `Some(None)`: none.
+    pub http_redirect: Option<Option<SocketAddr>>,
+    /// Allows plain HTTP on an address other than loopback.
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -112,9 +145,12 @@ struct FileConfig {
     listen: Option<Spanned<String>>,
     backend: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
+    data_dir: Option<String>,
     video: Option<VideoSection>,
     atx: Option<AtxSection>,
     hid: Option<HidSection>,
+    web: Option<WebSection>,
+    auth: Option<AuthSection>,
 }
 
 #[derive(Deserialize)]
@@ -127,11 +163,28 @@ struct AtxSection {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct WebSection {
+    tls: Option<Spanned<String>>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    http_redirect: Option<Spanned<String>>,
+    insecure_http: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct HidSection {
     keyboard: Option<Spanned<String>>,
     mouse: Option<Spanned<String>>,
     absolute: Option<Spanned<String>>,
     leds: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthSection {
+    session_idle_secs: Option<Spanned<i64>>,
+    session_max_secs: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -155,12 +208,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().to_string()))?;
     let mut cfg = Config::default();
     if let Some(v) = file.listen {
-        cfg.listen = v.get_ref().parse().map_err(|e| {
+        cfg.listen = Some(v.get_ref().parse().map_err(|e| {
             err(
                 Some(v.span()),
                 format!("listen = {:?}: {e} (expected HOST:PORT)", v.get_ref()),
             )
-        })?;
+        })?);
     }
     if let Some(v) = file.backend {
         cfg.backend = match v.get_ref().as_str() {
@@ -177,6 +230,59 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
     if let Some(v) = file.source {
         cfg.source = Some(v.get_ref().parse().map_err(|e| err(Some(v.span()), e))?);
+    }
+    cfg.data_dir = file.data_dir.map(PathBuf::from);
+    if let Some(web) = file.web {
+        if let Some(v) = web.tls {
+            cfg.web.tls = match v.get_ref().as_str() {
+                "auto" => TlsChoice::Auto,
+                "on" => TlsChoice::On,
+                "off" => TlsChoice::Off,
+                other => {
+                    return Err(err(
+                        Some(v.span()),
+                        format!("tls = {other:?}: expected auto, on or off"),
+                    ))
+                }
+            };
+        }
+        cfg.web.tls_cert = web.tls_cert.map(PathBuf::from);
+        cfg.web.tls_key = web.tls_key.map(PathBuf::from);
+        if let Some(v) = web.http_redirect {
+            cfg.web.http_redirect = Some(match v.get_ref().as_str() {
+                "off" => None,
+                a => Some(a.parse().map_err(|e| {
+                    err(
+                        Some(v.span()),
+                        format!("http_redirect = {a:?}: {e} (expected HOST:PORT or \"off\")"),
+                    )
+                })?),
+            });
+        }
+        cfg.web.insecure_http = web.insecure_http.unwrap_or(false);
+    }
+    if let Some(auth) = file.auth {
+        let secs = |v: &Spanned<i64>, name: &str| {
+            u64::try_from(*v.get_ref())
+                .ok()
+                .filter(|s| (1..=30 * 86_400).contains(s))
+                .map(|s| s * 1_000_000)
+                .ok_or_else(|| {
+                    err(
+                        Some(v.span()),
+                        format!(
+                            "{name} = {} is out of range (allowed 1..=2592000)",
+                            v.get_ref()
+                        ),
+                    )
+                })
+        };
+        if let Some(v) = &auth.session_idle_secs {
+            cfg.sessions.idle_us = secs(v, "session_idle_secs")?;
+        }
+        if let Some(v) = &auth.session_max_secs {
+            cfg.sessions.absolute_us = secs(v, "session_max_secs")?;
+        }
     }
     if let Some(video) = file.video {
         let s = &mut cfg.stream;
@@ -319,7 +425,7 @@ mod tests {
             "listen = \"0.0.0.0:80\"\nbackend = \"sim\"\nsource = \"replay:/tmp/a.h264\"\n[video]\nresolution = \"native\"\nfps = 60\nh264_bitrate_kbps = 4000\ngop = 30\njpeg_quality = 50\n",
         )
         .unwrap();
-        assert_eq!(cfg.listen, "0.0.0.0:80".parse().unwrap());
+        assert_eq!(cfg.listen, Some("0.0.0.0:80".parse().unwrap()));
         assert_eq!(cfg.backend, BackendChoice::Sim);
         assert_eq!(cfg.source, Some(SourceSpec::Replay("/tmp/a.h264".into())));
         assert_eq!(
@@ -346,6 +452,29 @@ mod tests {
         assert!(e.starts_with("test.toml:3:"), "{e}");
         assert!(e.contains("absolute path"), "{e}");
         assert!(parse_str("[hid]\njoystick = \"/dev/x\"\n").is_err());
+    }
+
+    #[test]
+    fn web_and_auth_keys_are_read() {
+        let cfg = parse_str(
+            "data_dir = \"/var/lib/kvm\"\n[web]\ntls = \"on\"\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\nhttp_redirect = \"off\"\ninsecure_http = true\n[auth]\nsession_idle_secs = 600\nsession_max_secs = 7200\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.data_dir, Some(PathBuf::from("/var/lib/kvm")));
+        assert_eq!(cfg.web.tls, TlsChoice::On);
+        assert_eq!(cfg.web.tls_cert, Some(PathBuf::from("/c.pem")));
+        assert_eq!(cfg.web.http_redirect, Some(None));
+        assert!(cfg.web.insecure_http);
+        assert_eq!(cfg.sessions.idle_us, 600_000_000);
+        assert_eq!(cfg.sessions.absolute_us, 7_200_000_000);
+        let e = parse_str("[auth]\nsession_idle_secs = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("test.toml:2:") && e.contains("session_idle_secs"),
+            "{e}"
+        );
+        assert!(parse_str("[web]\ntls = \"maybe\"\n").is_err());
     }
 
     #[test]

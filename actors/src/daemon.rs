@@ -12,6 +12,8 @@ use futures_lite::StreamExt;
 use nanokvm_protocol::{AtxState, HidLink, HidStatus};
 use smol::LocalExecutor;
 
+use crate::auth::worker::AuthWorker;
+use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::config::{BackendChoice, Config, SourceSpec};
 use crate::hid::HidPaths;
@@ -26,6 +28,10 @@ pub enum DaemonError {
     Backend(String),
     Media(MediaError),
     Io(&'static str, std::io::Error),
+    /// How the console would be exposed is refused (plain HTTP beyond loopback, ...).
+    Exposure(String),
+    Auth(crate::auth::AuthError),
+    Tls(web::tls::TlsError),
 }
 
 impl std::fmt::Display for DaemonError {
@@ -34,6 +40,9 @@ impl std::fmt::Display for DaemonError {
             DaemonError::Backend(m) => write!(f, "{m}"),
             DaemonError::Media(e) => write!(f, "{e}"),
             DaemonError::Io(what, e) => write!(f, "{what}: {e}"),
+            DaemonError::Exposure(m) => write!(f, "{m}"),
+            DaemonError::Auth(e) => write!(f, "{e}"),
+            DaemonError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -47,7 +56,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 const ATX_RELEASE_GRACE: Duration = Duration::from_millis(500);
 
 /// Files that exist only on a NanoKVM.
-fn nanokvm_detected() -> bool {
+pub fn nanokvm_detected() -> bool {
     Path::new("/etc/kvm/hw").exists() || Path::new("/kvmapp/server/dl_lib").exists()
 }
 
@@ -164,6 +173,33 @@ fn sim_source() -> Result<Source, DaemonError> {
 
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let (source, sim) = select_source(&cfg)?;
+    let exposure = web::exposure::plan(&cfg.web, cfg.listen, !sim && nanokvm_detected())
+        .map_err(DaemonError::Exposure)?;
+    let clock = Clock::start();
+    let data_dir = crate::cli::data_dir(&cfg);
+    let (auth_worker, auth_join) =
+        AuthWorker::spawn().map_err(|e| DaemonError::Io("starting the auth thread", e))?;
+    let auth = Rc::new(
+        Auth::open(&data_dir, cfg.sessions, clock, auth_worker).map_err(DaemonError::Auth)?,
+    );
+    let tls = if exposure.tls {
+        let configured = cfg.web.tls_cert.as_deref().zip(cfg.web.tls_key.as_deref());
+        let (acceptor, source) =
+            web::tls::acceptor(configured, &data_dir).map_err(DaemonError::Tls)?;
+        match source {
+            web::tls::CertSource::Configured(p) => log::info!("TLS certificate {}", p.display()),
+            web::tls::CertSource::Kept(p) => {
+                log::info!("TLS: self-signed certificate {}", p.display())
+            }
+            web::tls::CertSource::Generated(p) => log::info!(
+                "TLS: generated a self-signed certificate, {}; browsers ask to trust it once",
+                p.display()
+            ),
+        }
+        Some(acceptor)
+    } else {
+        None
+    };
     let sim_root = if sim { Some(sim_root()?) } else { None };
     let atx_config = atx::AtxConfig {
         root: cfg
@@ -181,7 +217,6 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         None => cfg.hid.clone(),
     };
     let jpeg_available = !matches!(source, Source::Replay(_));
-    let clock = Clock::start();
     let metrics = Arc::new(Metrics::default());
     let media = media::spawn(source, metrics.clone())
         .map_err(|e| DaemonError::Io("starting the media thread", e))?;
@@ -189,9 +224,17 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 
     let ex: Rc<LocalExecutor<'static>> = Rc::new(LocalExecutor::new());
     let result = smol::block_on(ex.run(async {
-        let listener = smol::net::TcpListener::bind(cfg.listen)
+        let listener = smol::net::TcpListener::bind(exposure.listen)
             .await
             .map_err(|e| DaemonError::Io("binding the listen address", e))?;
+        let redirect = match exposure.redirect {
+            Some(a) => Some(
+                smol::net::TcpListener::bind(a)
+                    .await
+                    .map_err(|e| DaemonError::Io("binding the HTTP redirect address", e))?,
+            ),
+            None => None,
+        };
         let addr = listener
             .local_addr()
             .map_err(|e| DaemonError::Io("listen address", e))?;
@@ -300,20 +343,38 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             },
             atx_handle,
             hid_tx,
+            web::Security {
+                auth: auth.clone(),
+                tls: tls.clone(),
+            },
         );
         #[cfg(feature = "sim")]
         {
             app = app.with_sim_state(sim_state);
             app.sim_target = sim_target;
         }
-        ex.spawn(web::serve(listener, Rc::new(app))).detach();
+        let app = Rc::new(app);
+        ex.spawn(auth.clone().sweep(app.shutdown.clone())).detach();
+        if let Some(r) = redirect {
+            ex.spawn(web::redirect::serve(r, app.clone(), addr.port()))
+                .detach();
+        }
+        ex.spawn(web::serve(listener, app, tls)).detach();
 
         let what = match &cfg.source {
             Some(SourceSpec::Replay(path)) => format!("replaying {}", path.display()),
             None => "simulated target".to_string(),
         };
-        log::info!("serving the console on http://{addr}/ ({what})");
-        println!("nanokvmd listening on http://{addr}/");
+        let scheme = exposure.scheme();
+        log::info!("serving the console on {scheme}://{addr}/ ({what})");
+        println!("nanokvmd listening on {scheme}://{addr}/");
+        if let Some(code) = auth.setup_code() {
+            println!(
+                "nanokvmd setup: no account exists yet; create the first admin at \
+                 {scheme}://{addr}/setup.html#code={code} (the code is also in {})",
+                data_dir.join(crate::auth::store::SETUP_CODE_FILE).display()
+            );
+        }
         let _ = std::io::stdout().flush();
 
         let signal = signals.next().await;
@@ -345,9 +406,13 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     // Dropping the executor drops every task and with them the media thread's command queue,
     // which ends that thread.
     drop(ex);
+    drop(auth);
     drop(media.handle);
     if media_join.join().is_err() {
         log::error!("media thread panicked");
+    }
+    if auth_join.join().is_err() {
+        log::error!("auth thread panicked");
     }
     result
 }

@@ -2,6 +2,7 @@
 //! media thread for the work that blocks. See ARCHITECTURE.md.
 
 mod atx;
+mod auth;
 mod capture;
 mod cli;
 mod clock;
@@ -35,6 +36,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(command) = &cli.command {
+        return cli::run_command(command, &config);
+    }
     match daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

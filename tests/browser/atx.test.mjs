@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { launchChromium, startDaemon, stopDaemon, waitFor } from './daemon.mjs';
+import { launchChromium, logIn, startDaemon, stopDaemon, waitFor } from './daemon.mjs';
 
 const TEST_TIMEOUT_MS = 30_000;
 
@@ -21,7 +21,7 @@ describe('front panel in the console', { timeout: 90_000 }, () => {
     const p = browser.page;
     p.setDefaultTimeout(10_000);
     p.on('pageerror', (error) => pageErrors.push(error.message));
-    await p.goto(daemon.url);
+    await logIn(p, daemon);
     return p;
   }
 
@@ -36,7 +36,11 @@ describe('front panel in the console', { timeout: 90_000 }, () => {
   });
 
   async function api(path, init = {}) {
-    const response = await fetch(new URL(path, daemon.url), { signal: AbortSignal.timeout(5000), ...init });
+    const response = await fetch(new URL(path, daemon.url), {
+      signal: AbortSignal.timeout(5000),
+      ...init,
+      headers: { ...daemon.authHeaders, ...init.headers },
+    });
     return { status: response.status, body: await response.text() };
   }
 

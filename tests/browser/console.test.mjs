@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { launchChromium, startDaemon, stopDaemon, waitFor } from './daemon.mjs';
+import { launchChromium, logIn, startDaemon, stopDaemon, waitFor } from './daemon.mjs';
 
 const TEST_TIMEOUT_MS = 30_000;
 
@@ -24,7 +24,7 @@ describe('web console against the sim daemon', { timeout: 120_000 }, () => {
     browser = await launchChromium();
     ({ context, page } = browser);
     watchErrors(page);
-    await page.goto(daemon.url);
+    await logIn(page, daemon);
   });
 
   after(async () => {
@@ -98,7 +98,7 @@ describe('web console against the sim daemon', { timeout: 120_000 }, () => {
     const switchConsole = async (n) => {
       const response = await fetch(new URL('api/sim/console', daemon.url), {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...daemon.authHeaders },
         body: JSON.stringify({ console: n }),
         signal: AbortSignal.timeout(5000),
       });

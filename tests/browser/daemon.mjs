@@ -1,10 +1,10 @@
-// What the browser tests share: the daemon under test, Chromium, and a bounded poll.
+// The daemon and the Chromium for the browser tests. The daemon is started with a fresh data
+// directory, with a user (and an API token for requests from the test itself) made through the
+// real CLI, and a helper logs a page in. Every browser test starts its daemon through here.
 //
-// Needs the daemon binary (NANOKVMD_BIN, or target/debug/nanokvmd: `cargo build -p nanokvmd`)
-// and Chromium at /usr/bin/chromium (CHROMIUM_BIN to override). Every wait is bounded, so a
-// broken daemon or console fails a test instead of hanging the run.
+// Needs the daemon binary (NANOKVMD_BIN, or target/debug/nanokvmd: `cargo build -p nanokvmd`).
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 export const DAEMON = process.env.NANOKVMD_BIN ?? fileURLToPath(new URL('../../target/debug/nanokvmd', import.meta.url));
+export const USER = 'browser';
+export const PASSWORD = 'browser password 1';
+const DAEMON_START_MS = 20_000;
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
   '--headless',
@@ -26,7 +29,6 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
-const DAEMON_START_MS = 20_000;
 
 /**
  * Headless Chromium with a fresh profile. Resolves with its context, its first page and
@@ -48,9 +50,25 @@ export async function launchChromium() {
   return { context, page, close };
 }
 
-/** Starts the daemon and resolves with it and its URL once it prints its listening line. */
-export function startDaemon() {
-  const child = spawn(DAEMON, ['--listen', '127.0.0.1:0', '--backend', 'sim'], {
+/** Runs a `nanokvmd` account command; returns its stdout. */
+export function nanokvmd(args, input = '') {
+  return execFileSync(DAEMON, args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/**
+ * Starts the daemon (sim backend, free port) and resolves once it prints its listening line.
+ * With `provision` (the default) the data directory holds USER/PASSWORD and a token
+ * (`daemon.authHeaders` for fetch from the test); without, the daemon waits for setup and
+ * `daemon.setupUrl()` resolves with the link it prints.
+ */
+export async function startDaemon({ provision = true, args = [] } = {}) {
+  const dataDir = await mkdtemp(join(tmpdir(), 'nanokvm-browser-data-'));
+  let token = null;
+  if (provision) {
+    nanokvmd(['user', 'add', USER, '--password-stdin', '--data-dir', dataDir], `${PASSWORD}\n`);
+    token = nanokvmd(['token', 'new', 'browser-tests', '--data-dir', dataDir]).trim();
+  }
+  const child = spawn(DAEMON, ['--listen', '127.0.0.1:0', '--backend', 'sim', '--data-dir', dataDir, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -58,7 +76,22 @@ export function startDaemon() {
   child.stderr.on('data', (chunk) => {
     stderr = (stderr + chunk).slice(-8192); // the tail is what explains a failure
   });
-  const daemon = { child, stderr: () => stderr, exited: new Promise((resolve) => child.once('exit', resolve)) };
+  let setupLink = null;
+  const daemon = {
+    child,
+    dataDir,
+    token,
+    authHeaders: token === null ? {} : { authorization: `Bearer ${token}` },
+    stderr: () => stderr,
+    exited: new Promise((resolve) => child.once('exit', resolve)),
+    async setupUrl() {
+      const deadline = Date.now() + 5000;
+      while (setupLink === null && Date.now() < deadline) await sleep(20);
+      if (setupLink === null) throw new Error('the daemon printed no setup link');
+      return setupLink;
+    },
+    stop: () => stopDaemon(daemon),
+  };
 
   return new Promise((resolve, reject) => {
     const fail = (why) => {
@@ -71,11 +104,15 @@ export function startDaemon() {
     };
     const timer = setTimeout(() => fail(`nanokvmd printed no listening line in ${DAEMON_START_MS} ms`), DAEMON_START_MS);
     child.once('error', (error) => fail(`cannot run ${DAEMON}: ${error.message}`));
-    child.once('exit', (code, signal) => fail(`nanokvmd exited before listening (code ${code}, signal ${signal})`));
+    const early = (code, signal) => fail(`nanokvmd exited before listening (code ${code}, signal ${signal})`);
+    child.once('exit', early);
     createInterface({ input: child.stdout }).on('line', (line) => {
-      const match = /^nanokvmd listening on (http:\/\/\S+)$/.exec(line);
+      const setup = /(https?:\/\/\S+\/setup\.html#code=\w+)/.exec(line);
+      if (setup) setupLink = setup[1];
+      const match = /^nanokvmd listening on (https?:\/\/\S+)$/.exec(line);
       if (match) {
         clearTimeout(timer);
+        child.off('exit', early);
         resolve({ ...daemon, url: match[1] });
       }
     });
@@ -83,13 +120,15 @@ export function startDaemon() {
 }
 
 export async function stopDaemon(daemon) {
-  if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) return;
-  daemon.child.kill('SIGTERM');
-  const stopped = await Promise.race([daemon.exited.then(() => true), sleep(3000).then(() => false)]);
-  if (!stopped) {
-    daemon.child.kill('SIGKILL');
-    await daemon.exited;
+  if (daemon.child.exitCode === null && daemon.child.signalCode === null) {
+    daemon.child.kill('SIGTERM');
+    const stopped = await Promise.race([daemon.exited.then(() => true), sleep(3000).then(() => false)]);
+    if (!stopped) {
+      daemon.child.kill('SIGKILL');
+      await daemon.exited;
+    }
   }
+  await rm(daemon.dataDir, { recursive: true, force: true });
 }
 
 /**
@@ -107,4 +146,17 @@ export async function waitFor(what, read, accept, timeout) {
     }
     await sleep(25);
   }
+}
+
+/** The path the page shows now. */
+export const pathOf = (page) => new URL(page.url()).pathname;
+
+/** Logs `page` in through the login page and waits until the console page is open. */
+export async function logIn(page, daemon, { user = USER, password = PASSWORD } = {}) {
+  await page.goto(new URL('login.html', daemon.url).href);
+  await page.locator('#login-form [name=username]').fill(user);
+  await page.locator('#login-form [name=password]').fill(password);
+  await page.locator('#login-form button[type=submit]').click();
+  await waitFor('the console page after logging in', () => pathOf(page), (p) => p === '/', 10_000);
+  await page.waitForLoadState('domcontentloaded');
 }

@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { launchChromium, startDaemon, stopDaemon, waitFor } from './daemon.mjs';
+import { launchChromium, logIn, startDaemon, stopDaemon, waitFor } from './daemon.mjs';
 
 describe('keyboard and mouse from the console', { timeout: 90_000 }, () => {
   let daemon = null;
@@ -24,7 +24,7 @@ describe('keyboard and mouse from the console', { timeout: 90_000 }, () => {
       if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
     });
     p.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
-    await p.goto(daemon.url);
+    await logIn(p, daemon);
     return p;
   }
 
@@ -41,7 +41,10 @@ describe('keyboard and mouse from the console', { timeout: 90_000 }, () => {
   });
 
   const targetState = async () => {
-    const r = await fetch(new URL('api/sim/state', daemon.url), { signal: AbortSignal.timeout(5000) });
+    const r = await fetch(new URL('api/sim/state', daemon.url), {
+      headers: daemon.authHeaders,
+      signal: AbortSignal.timeout(5000),
+    });
     assert.equal(r.status, 200);
     return r.json();
   };

@@ -1,20 +1,36 @@
 //! `cargo xtask <task>`: the project's chores in one place.
 //!
 //! - `ci`: everything CI checks — installs missing system packages (Debian), then format,
-//!   lints, unit and end-to-end tests, and the browser tests in headless Chromium.
+//!   lints, unit and end-to-end tests (once over HTTP, once over HTTPS), and the browser tests
+//!   in headless Chromium.
 //! - `e2e`: only the end-to-end and browser tests (the daemon is built first).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Debian packages the tests need: nasm makes OpenH264 build with its assembly (3x faster
-/// encoding), chromium runs the browser tests, shellcheck checks the init scripts.
+/// encoding), chromium runs the browser tests, shellcheck checks the init scripts, ffmpeg and
+/// curl show that API tokens work with the tools people use.
 const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("nasm", "nasm"),
     ("shellcheck", "shellcheck"),
     ("chromium", "chromium"),
     ("node", "nodejs"),
     ("npm", "npm"),
+    ("ffmpeg", "ffmpeg"),
+    ("curl", "curl"),
+];
+
+/// The end-to-end tests that run a second time over HTTPS/WSS (`NANOKVM_E2E_TLS=1`): all but
+/// `connections`, whose connection-limit test writes plain HTTP to raw sockets on purpose.
+const TLS_E2E_TESTS: &[&str] = &[
+    "auth",
+    "cli",
+    "replay",
+    "robustness",
+    "slow_client",
+    "streams",
+    "video_ws",
 ];
 
 fn main() -> ExitCode {
@@ -114,6 +130,7 @@ fn ci() -> Result<(), String> {
     )?;
     run(&root, "cargo", &["build", "-p", "nanokvmd"])?;
     run(&root, "cargo", &["test", "--workspace"])?;
+    e2e_over_tls(&root)?;
     browser_tests(&root)
 }
 
@@ -131,11 +148,32 @@ fn shellcheck(root: &Path) -> Result<(), String> {
     run(root, "shellcheck", &args)
 }
 
+/// The end-to-end suite again, with every daemon serving HTTPS with its generated certificate.
+fn e2e_over_tls(root: &Path) -> Result<(), String> {
+    let mut args = vec!["test", "-p", "nanokvm-e2e"];
+    for t in TLS_E2E_TESTS {
+        args.extend_from_slice(&["--test", t]);
+    }
+    eprintln!("xtask: the e2e tests again over TLS (NANOKVM_E2E_TLS=1)");
+    let status = Command::new("cargo")
+        .args(&args)
+        .env("NANOKVM_E2E_TLS", "1")
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the e2e tests over TLS failed ({status})"))
+    }
+}
+
 fn e2e() -> Result<(), String> {
     ensure_system_packages()?;
     let root = root();
     run(&root, "cargo", &["build", "-p", "nanokvmd"])?;
     run(&root, "cargo", &["test", "-p", "nanokvm-e2e"])?;
+    e2e_over_tls(&root)?;
     browser_tests(&root)
 }
 

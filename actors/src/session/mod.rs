@@ -54,6 +54,9 @@ pub mod close {
     pub const INVALID_PAYLOAD: u16 = 1007;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
+    /// The login session or token this WebSocket was opened with was revoked (logout,
+    /// password change, `token revoke`) or expired: log in again.
+    pub const SESSION_REVOKED: u16 = 4401;
 }
 
 /// What arrived on the socket, as the core needs to know it.

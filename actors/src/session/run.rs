@@ -19,6 +19,7 @@ use nanokvm_protocol::Codec;
 
 use super::{close, DeviceFeeds, Inbound, Request, SessionAction, SessionCore, WsWriter};
 use crate::atx::{AtxHandle, AtxReply, AtxRequest};
+use crate::auth::SessionGuard;
 use crate::clock::Clock;
 use crate::encoder::{EncoderMsg, Membership, ViewerEvent};
 use crate::hid::{HidMsg, PasteOutcome};
@@ -78,6 +79,9 @@ pub struct SessionLinks {
     pub atx: AtxHandle,
     /// The hid actor's mailbox (keyboard and mouse input, paste).
     pub hid: Sender<HidMsg>,
+    /// Ends the session when its login session or token is revoked; activity keeps the
+    /// login session alive.
+    pub auth: SessionGuard,
 }
 
 pub async fn run<R, W>(
@@ -97,6 +101,7 @@ pub async fn run<R, W>(
         devices,
         atx,
         hid,
+        auth,
     } = links;
     // A paste's answer comes back here; one at a time is all a client may have.
     let (paste_tx, paste_rx) = async_channel::bounded(2);
@@ -111,16 +116,18 @@ pub async fn run<R, W>(
         frames: frames_tx,
         events: events_tx,
     };
-    let input = InputLinks {
+    let input = ReaderLinks {
         hid: &hid,
         paste: paste_tx,
         atx: &atx,
         atx_replies: atx_tx,
+        auth: &auth,
     };
     let ending = future::or(
         read(&mut ws, id, &encoder, clock, &control_tx, queues, input),
         write(
             &mut out, id, frames_rx, events_rx, control_rx, &shutdown, devices, paste_rx, atx_rx,
+            &auth,
         ),
     )
     .await;
@@ -130,12 +137,14 @@ pub async fn run<R, W>(
     finish(&mut ws, &mut out, id, ending).await;
 }
 
-/// Where the reader sends input.
-struct InputLinks<'a> {
+/// What the reader hands input to, and tells of activity.
+struct ReaderLinks<'a> {
     hid: &'a Sender<HidMsg>,
     paste: Sender<PasteOutcome>,
     atx: &'a AtxHandle,
     atx_replies: Sender<AtxReply>,
+    /// Told of client activity, which keeps the login session alive.
+    auth: &'a SessionGuard,
 }
 
 /// Reads client messages until the session ends. Returns only when the connection is gone;
@@ -147,7 +156,7 @@ async fn read<R>(
     clock: Clock,
     control: &Sender<Control>,
     queues: Queues,
-    input: InputLinks<'_>,
+    input: ReaderLinks<'_>,
 ) -> Ending
 where
     R: AsyncRead + AsyncWrite + Unpin,
@@ -180,6 +189,8 @@ where
             break Ending::Close(close::POLICY, reason);
         };
         let now = clock.now_us();
+        // Anything from the client, pongs included, shows the console is in use.
+        input.auth.activity(now);
         match received {
             Some(Ok(Message::Binary(b))) => core.inbound(now, Inbound::Binary(&b), &mut actions),
             Some(Ok(Message::Text(_))) => core.inbound(now, Inbound::Text, &mut actions),
@@ -302,6 +313,7 @@ async fn write<W>(
     mut devices: DeviceFeeds,
     pastes: Receiver<PasteOutcome>,
     atx: Receiver<AtxReply>,
+    auth: &SessionGuard,
 ) -> Ending
 where
     W: AsyncWrite + Unpin,
@@ -314,6 +326,7 @@ where
         Control(Control),
         Ping,
         Shutdown,
+        Revoked,
     }
     // Device state is the client's business only once it has said Hello (after `Welcome`).
     let mut welcomed = false;
@@ -326,7 +339,13 @@ where
                 let _ = shutdown.recv().await;
                 Next::Shutdown
             },
-            async { Next::Control(recv_or_pending(&control).await) },
+            future::or(
+                async {
+                    auth.revoked().await;
+                    Next::Revoked
+                },
+                async { Next::Control(recv_or_pending(&control).await) },
+            ),
         );
         let events = future::or(
             async { Next::Event(recv_or_pending(&events).await) },
@@ -371,6 +390,13 @@ where
             Next::Control(Control::End(ending)) => return ending,
             Next::Shutdown => {
                 return Ending::Close(close::GOING_AWAY, "server shutting down".into())
+            }
+            Next::Revoked => {
+                log::info!("session {id}: its login session or token was revoked or expired");
+                return Ending::Close(
+                    close::SESSION_REVOKED,
+                    "session revoked or expired: log in again".into(),
+                );
             }
         };
         if let Err(e) = sent {
@@ -419,6 +445,7 @@ where
             Err(e) => log::debug!("session {id}: sending the close failed: {e}"),
         },
     }
+    let _ = timeout(CLOSE_DRAIN, out.shutdown()).await;
 }
 
 /// Reads until the client's close frame or the end of the stream. After an error tungstenite

@@ -86,6 +86,12 @@ impl<W: AsyncWrite + Unpin> WsWriter<W> {
         self.frame(OP_CLOSE, &payload[..2 + reason.len()]).await
     }
 
+    /// Ends the write side after the close handshake: a FIN, and under TLS its close_notify
+    /// first, so the client sees a clean end rather than a truncated stream.
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.io.close().await
+    }
+
     async fn frame(&mut self, opcode: u8, payload: &[u8]) -> io::Result<()> {
         let (head, head_len) = header(opcode, payload.len());
         let mut slices = [IoSlice::new(&head[..head_len]), IoSlice::new(payload)];

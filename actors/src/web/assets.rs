@@ -8,8 +8,10 @@ macro_rules! assets {
 }
 
 const ASSETS: &[(&str, &[u8])] = assets![
+    "account.js",
     "app.js",
     "atx.js",
+    "auth-form.js",
     "clock.js",
     "favicon.svg",
     "h264-player.js",
@@ -18,10 +20,14 @@ const ASSETS: &[(&str, &[u8])] = assets![
     "input.js",
     "keyboard.js",
     "keymap.js",
+    "login.html",
+    "login.js",
     "paste.js",
     "pointer.js",
     "protocol.js",
     "settings.js",
+    "setup.html",
+    "setup.js",
     "stats-overlay.js",
     "stats.js",
     "style.css",

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use nanokvm_protocol::KeyboardLayout;
 
-use super::{json_body, respond, App, Body, TEXT};
+use super::{read_json, respond, App, Body, TEXT};
 use crate::hid::{HidMsg, PasteOutcome};
 
 /// The most text one paste may carry (the WebSocket's message limit, for the same reason:
@@ -49,7 +49,7 @@ impl From<LayoutName> for KeyboardLayout {
 
 pub async fn paste(req: Request<Incoming>, app: &App) -> Response<Body> {
     let expected = r#"{"text": "...", "layout": "us" | "de" | "fr" | "uk"}"#;
-    let request = match json_body::<PasteRequest>(req, MAX_BODY, expected).await {
+    let request = match read_json::<PasteRequest>(req, MAX_BODY, expected).await {
         Ok(r) => r,
         Err(response) => return response,
     };

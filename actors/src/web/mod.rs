@@ -3,13 +3,20 @@
 
 mod assets;
 mod atx;
+mod auth_api;
+pub mod exposure;
 mod hid;
+pub mod redirect;
+mod routes;
 #[cfg(feature = "sim")]
 mod sim;
 mod socket_options;
 mod streams;
+pub mod tls;
 mod write_deadline;
 mod ws;
+
+pub use routes::describe as describe_routes;
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -23,12 +30,13 @@ use futures_lite::future;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use smol::net::TcpListener;
 use smol::LocalExecutor;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
 use crate::atx::AtxHandle;
+use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::encoder::EncoderMsg;
 use crate::hid::HidMsg;
@@ -71,6 +79,10 @@ pub struct App {
     /// The simulated target's HID side (sim mode only).
     #[cfg(feature = "sim")]
     pub sim_target: Option<Sender<crate::sim::target::SimTargetMsg>>,
+    /// Accounts, sessions, tokens: every request's access decision asks it.
+    pub auth: Rc<Auth>,
+    /// Connections arrive over TLS (cookies get `Secure`).
+    pub tls: bool,
     next_id: Cell<ViewerId>,
     connections: Cell<usize>,
 }
@@ -89,6 +101,7 @@ impl App {
         devices: DeviceFeeds,
         atx: AtxHandle,
         hid: Sender<HidMsg>,
+        security: Security,
     ) -> Self {
         Self {
             encoder,
@@ -106,6 +119,8 @@ impl App {
             hid,
             #[cfg(feature = "sim")]
             sim_target: None,
+            auth: security.auth,
+            tls: security.tls.is_some(),
             next_id: Cell::new(1),
             connections: Cell::new(0),
         }
@@ -141,6 +156,15 @@ impl App {
     }
 }
 
+/// How connections are secured: who may do what, and TLS when it is on.
+pub struct Security {
+    pub auth: Rc<Auth>,
+    pub tls: Option<futures_rustls::TlsAcceptor>,
+}
+
+/// A TLS handshake that takes longer than this is given up (it only holds a slot).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Connections (HTTP and WebSocket sessions) served at once. More are refused at once, so a
 /// flood of idle sockets cannot take the memory the video needs.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -156,8 +180,8 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// Accepts connections until shutdown.
-pub async fn serve(listener: TcpListener, app: Rc<App>) {
+/// Accepts connections until shutdown (TLS ones when `tls` is given).
+pub async fn serve(listener: TcpListener, app: Rc<App>, tls: Option<futures_rustls::TlsAcceptor>) {
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             let _ = app.shutdown.recv().await;
@@ -181,21 +205,44 @@ pub async fn serve(listener: TcpListener, app: Rc<App>) {
             log::debug!("socket options for {peer}: {e}");
         }
         let conn_app = app.clone();
+        let tls = tls.clone();
         app.spawn(async move {
             let _slot = slot;
+            let tcp = WriteDeadline::new(tcp, WRITE_DEADLINE);
+            let conn = match tls {
+                None => tls::Conn::Left(tcp),
+                Some(acceptor) => {
+                    let handshake = future::or(async { Some(acceptor.accept(tcp).await) }, async {
+                        smol::Timer::after(TLS_HANDSHAKE_TIMEOUT).await;
+                        None
+                    });
+                    match handshake.await {
+                        Some(Ok(s)) => tls::Conn::Right(Box::new(s)),
+                        Some(Err(e)) => {
+                            log::debug!("TLS handshake with {peer}: {e}");
+                            return;
+                        }
+                        None => {
+                            log::debug!("TLS handshake with {peer}: timed out");
+                            return;
+                        }
+                    }
+                }
+            };
             let service = hyper::service::service_fn(move |req| {
                 let app = conn_app.clone();
-                async move { Ok::<_, Infallible>(with_security_headers(route(req, app).await)) }
+                async move {
+                    Ok::<_, Infallible>(with_security_headers(
+                        routes::dispatch(req, app, peer).await,
+                    ))
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(SmolTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
                 // Stream bodies are shared frame bytes: write them vectored, not copied.
                 .writev(true)
-                .serve_connection(
-                    FuturesIo::new(WriteDeadline::new(tcp, WRITE_DEADLINE)),
-                    service,
-                )
+                .serve_connection(FuturesIo::new(conn), service)
                 .with_upgrades();
             if let Err(e) = conn.await {
                 log::debug!("connection from {peer}: {e}");
@@ -204,42 +251,9 @@ pub async fn serve(listener: TcpListener, app: Rc<App>) {
     }
 }
 
-async fn route(req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
-    let path = req.uri().path().to_owned();
-    match (req.method(), path.as_str()) {
-        (&Method::GET, "/api/ws") => ws::upgrade(req, app),
-        (&Method::GET, "/api/stream/h264") => streams::h264(&app),
-        (&Method::GET, "/api/stream/mjpeg") => streams::mjpeg(&app),
-        (&Method::GET, "/metrics") => respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            app.metrics.render(),
-        ),
-        (&Method::POST, "/api/sim/console") if app.sim => switch_console(req, &app).await,
-        (_, p) if p == "/api/atx" || p.starts_with("/api/atx/") => atx::handle(req, &app).await,
-        (&Method::POST, "/api/hid/paste") => hid::paste(req, &app).await,
-        #[cfg(feature = "sim")]
-        (&Method::GET, "/api/sim/state") if app.sim => sim::state(&app).await,
-        #[cfg(feature = "sim")]
-        (&Method::POST, "/api/sim/hid") if app.sim => sim::connect_hid(req, &app).await,
-        (&Method::GET | &Method::HEAD, p) if !p.starts_with("/api/") => match assets::lookup(p) {
-            Some((content_type, body)) => {
-                respond(StatusCode::OK, content_type, Bytes::from_static(body))
-            }
-            None => not_found(),
-        },
-        _ => not_found(),
-    }
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConsoleRequest {
-    console: u8,
-}
-
-/// Reads a JSON request body of at most `limit` bytes; the error is the response to give.
-async fn json_body<T: serde::de::DeserializeOwned>(
+/// Reads a JSON body of at most `limit` bytes; otherwise the response to give: 413 for a
+/// longer body, 400 saying what was expected for anything else.
+pub async fn read_json<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
     limit: usize,
     expected: &str,
@@ -261,7 +275,7 @@ async fn json_body<T: serde::de::DeserializeOwned>(
             ))
         }
     };
-    serde_json::from_slice::<T>(&body).map_err(|e| {
+    serde_json::from_slice(&body).map_err(|e| {
         respond(
             StatusCode::BAD_REQUEST,
             TEXT,
@@ -270,10 +284,16 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     })
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsoleRequest {
+    console: u8,
+}
+
 async fn switch_console(req: Request<Incoming>, app: &App) -> Response<Body> {
-    let console = match json_body::<ConsoleRequest>(req, 1024, "{\"console\": 1..4}").await {
+    let console = match read_json::<ConsoleRequest>(req, 1024, "{\"console\": 1..4}").await {
         Ok(r) => r.console,
-        Err(response) => return response,
+        Err(res) => return res,
     };
     let (tx, rx) = async_channel::bounded(1);
     if app
@@ -311,12 +331,12 @@ pub fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -
     res
 }
 
-fn not_found() -> Response<Body> {
+pub fn not_found() -> Response<Body> {
     respond(StatusCode::NOT_FOUND, TEXT, "not found\n")
 }
 
 /// Headers every response carries: the console runs no inline script and is never framed.
-fn with_security_headers(mut res: Response<Body>) -> Response<Body> {
+pub fn with_security_headers(mut res: Response<Body>) -> Response<Body> {
     let h = res.headers_mut();
     h.insert(
         "content-security-policy",

@@ -9,7 +9,7 @@
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
-use super::{json_body, respond, App, Body, TEXT};
+use super::{read_json, respond, App, Body, TEXT};
 use crate::media::MediaCmd;
 use crate::sim::target::SimTargetMsg;
 
@@ -63,7 +63,7 @@ struct ConnectRequest {
 
 pub async fn connect_hid(req: Request<Incoming>, app: &App) -> Response<Body> {
     let connected =
-        match json_body::<ConnectRequest>(req, 1024, "{\"connected\": true|false}").await {
+        match read_json::<ConnectRequest>(req, 1024, "{\"connected\": true|false}").await {
             Ok(r) => r.connected,
             Err(response) => return response,
         };

@@ -12,6 +12,7 @@ use hyper::StatusCode;
 use nanokvm_protocol::Codec;
 
 use super::{boxed, respond, App, Body, TEXT};
+use crate::auth::SessionGuard;
 use crate::encoder::{EncoderMsg, Membership};
 use crate::media::EncodedFrame;
 use crate::metrics::ViewerKind;
@@ -39,31 +40,41 @@ fn subscribe(
     Some((membership, rx))
 }
 
-/// Ends the body when the daemon shuts down, so connections close promptly.
+/// Ends the body when the daemon shuts down, so connections close promptly, and when the
+/// credential the stream was opened with is revoked or expires.
 fn until_shutdown<T: 'static>(
     app: &App,
+    auth: Option<SessionGuard>,
     s: impl Stream<Item = T> + 'static,
 ) -> Pin<Box<dyn Stream<Item = T>>> {
     let shutdown = app.shutdown.clone();
     Box::pin(stream::unfold(
-        (Box::pin(s), shutdown),
-        |(mut s, shutdown)| async move {
+        (Box::pin(s), shutdown, auth),
+        |(mut s, shutdown, auth)| async move {
             let stopped = async {
                 let _ = shutdown.recv().await;
                 None
             };
-            let item = future::or(s.next(), stopped).await?;
-            Some((item, (s, shutdown)))
+            let revoked = async {
+                match &auth {
+                    Some(guard) => guard.revoked().await,
+                    None => future::pending().await,
+                }
+                None
+            };
+            let item = future::or(s.next(), future::or(stopped, revoked)).await?;
+            Some((item, (s, shutdown, auth)))
         },
     ))
 }
 
-pub fn h264(app: &Rc<App>) -> hyper::Response<Body> {
+pub fn h264(app: &Rc<App>, auth: Option<SessionGuard>) -> hyper::Response<Body> {
     let Some((sub, frames)) = subscribe(app, Codec::H264, ViewerKind::H264Http) else {
         return respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, "encoder busy\n");
     };
     let body = until_shutdown(
         app,
+        auth,
         frames.map(move |f| {
             let _keep = &sub;
             Ok(Frame::data(f.payload()))
@@ -81,7 +92,7 @@ const BOUNDARY: &str = "frame";
 const FIRST_BOUNDARY: &[u8] = b"--frame\r\n";
 const PART_END: &[u8] = b"\r\n--frame\r\n";
 
-pub fn mjpeg(app: &Rc<App>) -> hyper::Response<Body> {
+pub fn mjpeg(app: &Rc<App>, auth: Option<SessionGuard>) -> hyper::Response<Body> {
     if !app.jpeg_available {
         return respond(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -95,6 +106,7 @@ pub fn mjpeg(app: &Rc<App>) -> hyper::Response<Body> {
     let first_boundary = stream::once(Bytes::from_static(FIRST_BOUNDARY));
     let body = until_shutdown(
         app,
+        auth,
         first_boundary
             .chain(
                 frames

@@ -1,10 +1,9 @@
 //! The WebSocket upgrade of `/api/ws`; the session actor takes over the socket afterwards.
 
-use std::rc::Rc;
-
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
 use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use async_tungstenite::WebSocketStream;
+use futures_lite::{AsyncRead, AsyncWrite};
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderValue, CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
@@ -12,11 +11,13 @@ use hyper::header::{
 };
 use hyper::{Request, Response, StatusCode};
 use nanokvm_protocol::MAX_CLIENT_MSG;
-use smol::net::TcpStream;
 use smol_hyper::rt::FuturesIo;
 
-use super::write_deadline::WriteDeadline;
+use super::routes::Ctx;
+use super::tls::Conn;
 use super::{respond, App, Body, TEXT};
+use crate::auth::SessionGuard;
+use crate::hub::ViewerId;
 use crate::session::{DiscardWrites, SessionLinks, WsWriter};
 
 fn header_has(req: &Request<Incoming>, name: hyper::header::HeaderName, token: &str) -> bool {
@@ -30,7 +31,7 @@ fn header_has(req: &Request<Incoming>, name: hyper::header::HeaderName, token: &
 
 /// True when `origin` (`http://HOST[:PORT]` or `https://...`) names the host the request was
 /// sent to, ignoring case.
-fn same_origin(origin: &str, host: &str) -> bool {
+pub(super) fn same_origin(origin: &str, host: &str) -> bool {
     let (origin, host) = (origin.trim(), host.trim());
     if host.is_empty() {
         return false;
@@ -59,7 +60,12 @@ fn origin_allowed(req: &Request<Incoming>) -> bool {
     false
 }
 
-pub fn upgrade(mut req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
+pub fn upgrade(mut req: Request<Incoming>, ctx: Ctx) -> Response<Body> {
+    let app = ctx.app;
+    // The route table lets only authenticated callers get here.
+    let Some(caller) = ctx.caller else {
+        return respond(StatusCode::UNAUTHORIZED, TEXT, "authentication required\n");
+    };
     if !origin_allowed(&req) {
         return respond(
             StatusCode::FORBIDDEN,
@@ -109,44 +115,37 @@ pub fn upgrade(mut req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
                 return;
             }
         };
-        let parts = match upgraded.downcast::<FuturesIo<WriteDeadline<TcpStream>>>() {
+        let parts = match upgraded.downcast::<FuturesIo<Conn>>() {
             Ok(p) => p,
             Err(_) => {
-                log::error!("session {id}: upgraded connection is not a TCP stream");
+                log::error!("session {id}: upgraded connection is not ours");
                 return;
             }
         };
-        // tungstenite reads from one handle of the socket; the session writes its own frames
-        // to the other, which keeps the connection's write deadline.
-        let write_side = parts.io.into_inner();
-        let read_side = DiscardWrites(write_side.get_ref().clone());
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .max_message_size(Some(MAX_CLIENT_MSG))
-            .max_frame_size(Some(MAX_CLIENT_MSG));
-        let ws = WebSocketStream::from_partially_read(
-            read_side,
-            parts.read_buf.to_vec(),
-            Role::Server,
-            Some(config),
-        )
-        .await;
-        log::info!("session {id} started");
-        crate::session::run(
-            ws,
-            WsWriter::new(write_side),
-            id,
-            SessionLinks {
-                encoder: session_app.encoder.clone(),
-                clock: session_app.clock,
-                shutdown: session_app.shutdown.clone(),
-                metrics: session_app.metrics.clone(),
-                devices: session_app.devices.clone(),
-                atx: session_app.atx.clone(),
-                hid: session_app.hid.clone(),
-            },
-        )
-        .await;
+        let read_buf = parts.read_buf.to_vec();
+        let guard = session_app.auth.guard(&caller);
+        log::info!("session {id} started ({})", caller.name);
+        match parts.io.into_inner() {
+            // tungstenite reads from one handle of the socket; the session writes its own
+            // frames to the other, which keeps the connection's write deadline.
+            Conn::Left(write_side) => {
+                let read_side = DiscardWrites(write_side.get_ref().clone());
+                run_session(read_side, read_buf, write_side, id, &session_app, guard).await
+            }
+            // TLS is one state machine: reader and writer share it through a split.
+            Conn::Right(tls) => {
+                let (read_half, write_half) = futures_lite::io::split(*tls);
+                run_session(
+                    DiscardWrites(read_half),
+                    read_buf,
+                    write_half,
+                    id,
+                    &session_app,
+                    guard,
+                )
+                .await
+            }
+        }
         log::info!("session {id} ended");
     });
     let mut res = respond(StatusCode::SWITCHING_PROTOCOLS, TEXT, bytes::Bytes::new());
@@ -158,6 +157,41 @@ pub fn upgrade(mut req: Request<Incoming>, app: Rc<App>) -> Response<Body> {
         h.insert(SEC_WEBSOCKET_ACCEPT, v);
     }
     res
+}
+
+async fn run_session<R, W>(
+    read_side: DiscardWrites<R>,
+    read_buf: Vec<u8>,
+    write_side: W,
+    id: ViewerId,
+    app: &App,
+    auth: SessionGuard,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .max_message_size(Some(MAX_CLIENT_MSG))
+        .max_frame_size(Some(MAX_CLIENT_MSG));
+    let ws =
+        WebSocketStream::from_partially_read(read_side, read_buf, Role::Server, Some(config)).await;
+    crate::session::run(
+        ws,
+        WsWriter::new(write_side),
+        id,
+        SessionLinks {
+            encoder: app.encoder.clone(),
+            clock: app.clock,
+            shutdown: app.shutdown.clone(),
+            metrics: app.metrics.clone(),
+            devices: app.devices.clone(),
+            atx: app.atx.clone(),
+            hid: app.hid.clone(),
+            auth,
+        },
+    )
+    .await;
 }
 
 #[cfg(test)]
