@@ -24,8 +24,10 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
 /// The end-to-end tests that run a second time over HTTPS/WSS (`NANOKVM_E2E_TLS=1`): all but
 /// `connections`, whose connection-limit test writes plain HTTP to raw sockets on purpose.
 const TLS_E2E_TESTS: &[&str] = &[
+    "atx",
     "auth",
     "cli",
+    "hid",
     "replay",
     "robustness",
     "slow_client",
