@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use nanokvm_protocol::Resolution;
 
-use crate::config::{BackendChoice, Config, ConfigError, SourceSpec};
+use crate::config::{BackendChoice, Config, ConfigError, IdrPolicyMode, SourceSpec};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,6 +34,13 @@ pub struct Cli {
     /// Output resolution: 720p, 1080p or native [default: 720p]
     #[arg(long, value_parser = parse_resolution)]
     pub resolution: Option<Resolution>,
+    /// Measurements only: `off` never forces an IDR (viewers wait for the GOP, as with the
+    /// stock server)
+    #[arg(long, value_enum, hide = true)]
+    pub idr_policy: Option<IdrPolicyMode>,
+    /// Measurements only: stamp the simulated target's pictures with their capture time
+    #[arg(long, hide = true)]
+    pub sim_stamp: bool,
 }
 
 fn parse_resolution(s: &str) -> Result<Resolution, String> {
@@ -62,6 +69,10 @@ impl Cli {
         if let Some(v) = self.resolution {
             cfg.stream.resolution = v;
         }
+        if let Some(v) = self.idr_policy {
+            cfg.idr_policy = v;
+        }
+        cfg.sim_stamp |= self.sim_stamp;
         Ok(cfg)
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use nanokvm_protocol::Codec;
 
 use crate::idr_policy::IdrReason;
+use crate::server_path::ServerPath;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ViewerKind {
@@ -40,6 +41,7 @@ pub struct Metrics {
     idr: [AtomicU64; IdrReason::ALL.len()],
     idr_gop: AtomicU64,
     viewers: [AtomicI64; 3],
+    pub server_path: ServerPath,
 }
 
 impl Metrics {
@@ -159,6 +161,9 @@ impl Metrics {
                 self.viewers[kind as usize].load(Relaxed)
             );
         }
+        self.server_path.render(&mut out);
+        #[cfg(feature = "alloc-count")]
+        crate::alloc_count::render(&mut out);
         out
     }
 }

@@ -94,7 +94,8 @@ pub async fn run<R, W>(
     let (frames_tx, frames_rx) = async_channel::bounded(FRAME_QUEUE);
     let (events_tx, events_rx) = async_channel::bounded(16);
     let (control_tx, control_rx) = async_channel::bounded(16);
-    let mut membership = Membership::new(id, ViewerKind::WebSocket, encoder.clone(), metrics);
+    let mut membership =
+        Membership::new(id, ViewerKind::WebSocket, encoder.clone(), metrics.clone());
 
     let queues = Queues {
         frames: frames_tx,
@@ -103,7 +104,7 @@ pub async fn run<R, W>(
     let ending = future::or(
         read(&mut ws, id, &encoder, clock, &control_tx, queues),
         write(
-            &mut out, id, frames_rx, events_rx, control_rx, &shutdown, devices,
+            &mut out, id, frames_rx, events_rx, control_rx, &shutdown, devices, &metrics,
         ),
     )
     .await;
@@ -234,6 +235,7 @@ async fn write<W>(
     control: Receiver<Control>,
     shutdown: &Receiver<()>,
     mut devices: DeviceFeeds,
+    metrics: &Metrics,
 ) -> Ending
 where
     W: AsyncWrite + Unpin,
@@ -276,7 +278,14 @@ where
         // The ping before frames: a client that never drains its queue still gets pinged.
         let next = future::or(control, future::or(events, future::or(ping, frames))).await;
         let sent = match next {
-            Next::Frame(frame) => out.binary(frame.wire()).await,
+            Next::Frame(frame) => {
+                let sent = out.binary(frame.wire()).await;
+                if let (Some(ready), Codec::H264) = (frame.ready_at, frame.header.codec) {
+                    let ns = ready.elapsed().as_nanos() as u64;
+                    metrics.server_path.written(frame.header.seq, ns);
+                }
+                sent
+            }
             Next::Ping => out.ping().await,
             Next::Event(event) => {
                 super::event(&event, &mut messages);

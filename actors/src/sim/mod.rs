@@ -3,3 +3,4 @@
 
 pub mod root;
 pub mod screen;
+pub mod stamp;
