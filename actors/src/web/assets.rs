@@ -16,6 +16,7 @@ const ASSETS: &[(&str, &[u8])] = assets![
     "index.html",
     "protocol.js",
     "settings.js",
+    "stamp.js",
     "stats-overlay.js",
     "stats.js",
     "style.css",
