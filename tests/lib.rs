@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 pub use nanokvm_protocol as proto;
 
+pub mod bench;
+
 /// Upper bound for the daemon to print its listening line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 
