@@ -220,7 +220,10 @@ mod tests {
         assert_eq!(lines.len(), 4);
         assert!(lines[0].starts_with("#  | figure"), "{t}");
         assert!(lines[2].contains("| pass "), "{t}");
-        assert!(lines[3].contains("not measured: this build has no HID"), "{t}");
+        assert!(
+            lines[3].contains("not measured: this build has no HID"),
+            "{t}"
+        );
         let bar = lines[0].find("| value").unwrap();
         assert_eq!(lines[2].find("| 0.15 ms"), Some(bar), "{t}");
     }
