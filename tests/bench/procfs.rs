@@ -2,14 +2,6 @@
 
 use std::time::Instant;
 
-/// utime + stime in clock ticks, from the text of `/proc/PID/stat` (the command name may
-/// contain spaces and parentheses, so fields are counted from the last `)`).
-pub fn stat_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
 /// A `kB` field of `/proc/PID/status` text (`VmRSS`, `VmHWM`, ...), in KiB.
 pub fn status_kib(status: &str, field: &str) -> Option<u64> {
     status
@@ -18,35 +10,44 @@ pub fn status_kib(status: &str, field: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-pub fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// The process's CPU time at one moment.
+/// The process's CPU time at one moment: the sum over its threads of the time on a CPU from
+/// `/proc/PID/task/*/schedstat` (nanoseconds; the clock-tick counts of `/proc/PID/stat` are
+/// 10 ms coarse, too coarse for a few ms per second over a short window). Threads that ended
+/// in between are not counted; the daemon's threads live as long as it does.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSnap {
     pub at: Instant,
-    pub ticks: u64,
+    pub ns: u64,
+}
+
+/// The first field of a `schedstat` line: time spent on a CPU, ns.
+pub fn schedstat_ns(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
 }
 
 impl CpuSnap {
     pub fn take(pid: u32) -> Result<CpuSnap, String> {
         let at = Instant::now();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-        let ticks = stat_ticks(&stat).ok_or_else(|| format!("cannot parse /proc/{pid}/stat"))?;
-        Ok(CpuSnap { at, ticks })
+        let dir = format!("/proc/{pid}/task");
+        let mut ns = 0;
+        for entry in std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))? {
+            let path = entry
+                .map_err(|e| format!("{dir}: {e}"))?
+                .path()
+                .join("schedstat");
+            // A thread that ended meanwhile has no file any more.
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                ns += schedstat_ns(&text)
+                    .ok_or_else(|| format!("cannot parse {}", path.display()))?;
+            }
+        }
+        Ok(CpuSnap { at, ns })
     }
 
     /// CPU milliseconds per wall second from `self` to `later`.
-    pub fn ms_per_s(&self, later: &CpuSnap, ticks_per_s: f64) -> f64 {
+    pub fn ms_per_s(&self, later: &CpuSnap) -> f64 {
         let wall = later.at.duration_since(self.at).as_secs_f64().max(1e-3);
-        later.ticks.saturating_sub(self.ticks) as f64 / ticks_per_s * 1000.0 / wall
+        later.ns.saturating_sub(self.ns) as f64 / 1e6 / wall
     }
 }
 
@@ -65,10 +66,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ticks_are_utime_plus_stime_even_with_odd_command_names() {
-        let stat = "1234 (nano kvm) (d)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 3 0";
-        assert_eq!(stat_ticks(stat), Some(281));
-        assert_eq!(stat_ticks("garbage"), None);
+    fn schedstat_gives_the_time_on_cpu() {
+        assert_eq!(schedstat_ns("2816310 117120 21\n"), Some(2_816_310));
+        assert_eq!(schedstat_ns(""), None);
     }
 
     #[test]

@@ -74,7 +74,6 @@ static DAEMONS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 pub struct Run {
     pub report: Report,
     pub seed: u64,
-    pub ticks_per_s: f64,
 }
 
 impl Run {
@@ -192,7 +191,6 @@ fn main() {
     let mut run = Run {
         report: Report::default(),
         seed,
-        ticks_per_s: nanokvm_e2e::bench::procfs::clock_ticks_per_second(),
     };
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu = first_line_of("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown CPU".into());

@@ -95,7 +95,7 @@ struct Window {
 
 /// `/metrics` and CPU over `d` while `viewers` watch.
 fn window(
-    (addr, pid, ticks_per_s): (std::net::SocketAddr, u32, f64),
+    (addr, pid): (std::net::SocketAddr, u32),
     viewers: &Viewers,
     d: Duration,
 ) -> Result<Window, String> {
@@ -109,7 +109,7 @@ fn window(
     Ok(Window {
         m0,
         m1,
-        cpu_ms_per_s: c0.ms_per_s(&c1, ticks_per_s),
+        cpu_ms_per_s: c0.ms_per_s(&c1),
         frames_received: r1 - r0,
         secs: c1.at.duration_since(c0.at).as_secs_f64(),
     })
@@ -119,7 +119,7 @@ fn measure(run: &mut Run, plan: &Plan, file: &Path) {
     let spec = format!("replay:{}", file.display());
     let daemon = run.daemon(&["--source", &spec, "--fps", "30"]);
     let addr = daemon.addr();
-    let target = (addr, daemon.pid(), run.ticks_per_s);
+    let target = (addr, daemon.pid());
     let source = |n: usize| format!("replay (recorded sim stream), 720p30, {n} WebSocket viewers");
     let result = (|| -> Result<(), String> {
         // What one /metrics scrape allocates, measured with nothing else going on; the
@@ -238,7 +238,7 @@ fn measure(run: &mut Run, plan: &Plan, file: &Path) {
                     at(8)
                 ))
                 .target("8:1 <= 1.2x", Verdict::check(ratio <= 1.2))
-                .source("replay (recorded sim stream), 720p30, WebSocket viewers; utime+stime of /proc/PID/stat")
+                .source("replay (recorded sim stream), 720p30, WebSocket viewers; time on CPU of all daemon threads (/proc/PID/task/*/schedstat)")
                 .data(json!({
                     "ms_per_s": cpu.iter().map(|c| json!({"viewers": c.0, "cpu_ms_per_s": c.1, "fps_per_viewer": c.2})).collect::<Vec<_>>(),
                     "ratio_8_1": ratio,
