@@ -27,7 +27,6 @@ use nanokvm_e2e::Daemon;
 pub struct Plan {
     pub joins: usize,
     pub key_presses: usize,
-    pub record_secs: u64,
     pub warm_up: Duration,
     pub window: Duration,
     pub memory_after: Duration,
@@ -41,7 +40,6 @@ impl Plan {
         Plan {
             joins: 25,
             key_presses: 300,
-            record_secs: 6,
             warm_up: Duration::from_secs(10),
             window: Duration::from_secs(20),
             memory_after: Duration::from_secs(60),
@@ -55,7 +53,6 @@ impl Plan {
         Plan {
             joins: 8,
             key_presses: 50,
-            record_secs: 3,
             warm_up: Duration::from_secs(2),
             window: Duration::from_secs(5),
             memory_after: Duration::from_secs(15),
