@@ -398,6 +398,9 @@ impl<S: ViewerSink> EncoderCore<S> {
 
 /// The actor's loop: messages in, actions out. It never waits on the media thread: a full
 /// command queue drops the encode (answered as skipped, so nothing is lost but that frame).
+// The actor's channels and start-up values, each used once: a bundle struct would only move
+// the list.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     mailbox: Receiver<EncoderMsg>,
     encodes: Receiver<EncodeReport>,
