@@ -2,6 +2,7 @@
 //! `tests/examples/bench/`): percentiles, the daemon's `/proc` figures, and the report with
 //! its table, Markdown and JSON forms.
 
+pub mod probe;
 pub mod procfs;
 pub mod report;
 pub mod summary;

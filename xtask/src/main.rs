@@ -157,30 +157,15 @@ fn bench(args: &[String]) -> Result<(), String> {
     ensure_system_packages()?;
     let root = root();
     let target = target_dir(&root);
-    run(
-        &root,
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "-p",
-            "nanokvmd",
-            "--features",
-            "alloc-count",
-        ],
-    )?;
-    run(
-        &root,
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "-p",
-            "nanokvm-e2e",
-            "--example",
-            "bench",
-        ],
-    )?;
+    // The daemon with the counting allocator, and the measurement program.
+    for package in [
+        &["nanokvmd", "--features", "alloc-count"][..],
+        &["nanokvm-e2e", "--example", "bench"],
+    ] {
+        let mut build = vec!["build", "--release", "-p"];
+        build.extend_from_slice(package);
+        run(&root, "cargo", &build)?;
+    }
     if !args.iter().any(|a| a == "--no-browser") {
         run(
             &root.join("tests/browser"),

@@ -7,41 +7,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::Message;
+pub use nanokvm_e2e::bench::probe::{metrics, post_console};
 use nanokvm_e2e::proto::{ClientMsg, PROTOCOL_VERSION};
 use nanokvm_e2e::ws::{Event, Msg, WsClient};
-use nanokvm_e2e::{http, timeout, Metrics};
+use nanokvm_e2e::{timeout, Metrics};
 
 pub const MS: fn(u64) -> Duration = Duration::from_millis;
-
-pub fn metrics(addr: SocketAddr) -> Result<Metrics, String> {
-    let r = http::request(addr, "GET", "/metrics", &[], b"", MS(3000))
-        .map_err(|e| format!("GET /metrics: {e}"))?;
-    if r.status != 200 {
-        return Err(format!("GET /metrics: {}", r.summary()));
-    }
-    Ok(Metrics::parse(&r.text()))
-}
 
 /// `later - earlier` of one series; `None` when either scrape lacks it.
 pub fn delta(earlier: &Metrics, later: &Metrics, series: &str) -> Option<f64> {
     Some(later.get(series)? - earlier.get(series)?)
-}
-
-pub fn post_console(addr: SocketAddr, console: u8) -> Result<(), String> {
-    let body = format!("{{\"console\": {console}}}");
-    let r = http::request(
-        addr,
-        "POST",
-        "/api/sim/console",
-        &[("Content-Type", "application/json")],
-        body.as_bytes(),
-        MS(3000),
-    )
-    .map_err(|e| format!("POST /api/sim/console: {e}"))?;
-    if r.status != 204 {
-        return Err(format!("POST /api/sim/console: {}", r.summary()));
-    }
-    Ok(())
 }
 
 pub async fn send(c: &mut WsClient, m: &ClientMsg) -> Result<(), String> {
