@@ -26,6 +26,7 @@ mod credentials;
 mod transport;
 pub use credentials::{e2e_tls, Auth, Credentials, E2E_PASSWORD, E2E_TOKEN_NAME, E2E_USER};
 pub use transport::{connect_async, AsyncConn, SyncConn};
+pub mod bench;
 
 /// Upper bound for the daemon to print its listening line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -1701,11 +1702,16 @@ pub mod h264 {
     /// gradient, a moving box and a band of fresh noise (so every frame is large, like a busy
     /// desktop on the hardware encoder). IDR (with SPS and PPS) every 30 frames.
     pub fn make_replay_file(path: &Path, frames: usize, width: usize, height: usize) {
+        make_replay_file_at(path, frames, width, height, 16_000_000);
+    }
+
+    /// [`make_replay_file`] with the encoder's rate control aimed at `bps` bits per second.
+    pub fn make_replay_file_at(path: &Path, frames: usize, width: usize, height: usize, bps: u32) {
         let config = EncoderConfig::new()
             .usage_type(UsageType::CameraVideoRealTime)
             .profile(Profile::Baseline)
             .rate_control_mode(RateControlMode::Bitrate)
-            .bitrate(BitRate::from_bps(16_000_000))
+            .bitrate(BitRate::from_bps(bps))
             .max_frame_rate(FrameRate::from_hz(30.0))
             .skip_frames(false)
             .scene_change_detect(false)

@@ -56,8 +56,12 @@ const offscreen = h264Possible ? ui.canvas.transferControlToOffscreen() : null;
 const worker = new Worker(new URL('video-worker.js', import.meta.url), { type: 'module' });
 worker.onmessage = ({ data: msg }) => onWorkerMessage(msg);
 worker.onerror = (event) => showNotice(`The video worker failed: ${event.message}`);
+// `?probe`: the glass-to-glass measurement (tests/browser/glass_to_glass.mjs) collects each
+// painted frame's capture stamp in window.nanokvm.probe.
+const probe = new URLSearchParams(location.search).has('probe');
+if (probe) window.nanokvm.probe = [];
 worker.postMessage(
-  { type: 'start', url: webSocketUrl(), canvas: offscreen, visible: !document.hidden, mode },
+  { type: 'start', url: webSocketUrl(), canvas: offscreen, visible: !document.hidden, mode, probe },
   offscreen === null ? [] : [offscreen],
 );
 showMode();
@@ -117,6 +121,9 @@ function onWorkerMessage(msg) {
       break;
     case 'pasteDone':
       input.onPasteDone(msg);
+      break;
+    case 'probe':
+      window.nanokvm.probe?.push(msg);
       break;
     case 'h264Unusable':
       showNotice(`This browser cannot decode the H.264 stream (${msg.message}); showing MJPEG instead.`);

@@ -3,7 +3,9 @@
 // wait for the page's main thread.
 //
 // Page → worker messages:
-//   { type: 'start', url, canvas, visible, mode }   once; canvas is null when MJPEG is forced
+//   { type: 'start', url, canvas, visible, mode, probe }   once; canvas is null when MJPEG is
+//                                                   forced; probe: report each painted frame's
+//                                                   capture stamp (glass-to-glass measurement)
 //   { type: 'visibility', visible }                 the page was hidden or shown
 //   { type: 'mode', mode }                          "h264" | "mjpeg", the user's codec choice
 //   { type: 'settings', settings }                  send SetStreamSettings
@@ -20,11 +22,13 @@
 //   { type: 'h264Unusable', message }               decoding keeps failing; fall back to MJPEG
 //   { type: 'hidStatus', status }                   HidStatus: HID links and the target's LEDs
 //   { type: 'pasteDone', typed, unknown }           a paste finished
+//   { type: 'probe', stamp, captureUs, paintedUs, offsetUs }   with probe only: one painted frame
 
 import { decodeServerMsg, encodeClientMsg, PROTOCOL_VERSION } from './protocol.js';
 import { ClockOffset, nowUs } from './clock.js';
 import { H264Player } from './h264-player.js';
 import { createStats, RateMeter } from './stats.js';
+import { CELL_H, STAMP_WIDTH, lumaOfRgba, readStamp } from './stamp.js';
 
 const PING_INTERVAL_MS = 2000;
 const BACKOFF_MIN_MS = 250;
@@ -78,7 +82,7 @@ self.onmessage = ({ data: msg }) => {
   }
 };
 
-function start({ url: wsUrl, canvas, visible, mode }) {
+function start({ url: wsUrl, canvas, visible, mode, probe = false }) {
   url = wsUrl;
   pageVisible = visible;
   stats = createStats(mode);
@@ -91,6 +95,7 @@ function start({ url: wsUrl, canvas, visible, mode }) {
       requestKeyframe: (reason) => send({ RequestKeyframe: { reason } }),
       onChange: statsChanged,
       onUnusable: (message) => postMessage({ type: 'h264Unusable', message }),
+      onPainted: probe ? reportStamp : null,
     });
   }
   setInterval(tickRates, 1000);
@@ -247,6 +252,39 @@ function onServerMsg(msg) {
       // decodeServerMsg returns only the variants above.
       throw new Error(`unhandled server message ${kind}`);
   }
+}
+
+// ---- glass-to-glass probe ------------------------------------------------------------------
+
+let stampCanvas = null;
+
+/** Reads the capture stamp of a painted frame (after painting, so the picture is not delayed). */
+async function reportStamp(frame, paintedUs) {
+  const offsetUs = clock.best()?.offsetUs ?? null;
+  const captureUs = frame.timestamp;
+  let stamp = null;
+  try {
+    stamp = await readFrameStamp(frame);
+  } catch (error) {
+    console.warn(`probe: cannot read the stamp: ${error.message}`);
+  } finally {
+    frame.close();
+  }
+  postMessage({ type: 'probe', stamp, captureUs, paintedUs, offsetUs });
+}
+
+async function readFrameStamp(frame) {
+  const rect = { x: 0, y: 0, width: STAMP_WIDTH, height: CELL_H };
+  if (frame.format === 'I420' || frame.format === 'NV12' || frame.format === 'I420A') {
+    const buffer = new Uint8Array(frame.allocationSize({ rect }));
+    const [luma] = await frame.copyTo(buffer, { rect });
+    return readStamp(buffer.subarray(luma.offset), luma.stride);
+  }
+  // A frame the decoder keeps in another format: read it back through a small canvas.
+  stampCanvas ??= new OffscreenCanvas(STAMP_WIDTH, CELL_H).getContext('2d', { willReadFrequently: true });
+  stampCanvas.drawImage(frame, 0, 0);
+  const { data } = stampCanvas.getImageData(0, 0, STAMP_WIDTH, CELL_H);
+  return readStamp(lumaOfRgba(data), STAMP_WIDTH);
 }
 
 // ---- stats --------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use nanokvm_protocol::Resolution;
 
-use crate::config::{BackendChoice, Config, ConfigError, SourceSpec, TlsChoice};
+use crate::config::{BackendChoice, Config, ConfigError, IdrPolicyMode, SourceSpec, TlsChoice};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +54,13 @@ pub struct Cli {
     /// session cookie and the screen)
     #[arg(long)]
     pub insecure_http: bool,
+    /// Measurements only: `off` never forces an IDR (viewers wait for the GOP, as with the
+    /// stock server)
+    #[arg(long, value_enum, hide = true)]
+    pub idr_policy: Option<IdrPolicyMode>,
+    /// Measurements only: stamp the simulated target's pictures with their capture time
+    #[arg(long, hide = true)]
+    pub sim_stamp: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -137,6 +144,10 @@ impl Cli {
         if let Some(v) = self.resolution {
             cfg.stream.resolution = v;
         }
+        if let Some(v) = self.idr_policy {
+            cfg.idr_policy = v;
+        }
+        cfg.sim_stamp |= self.sim_stamp;
         Ok(cfg)
     }
 }

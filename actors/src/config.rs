@@ -24,6 +24,15 @@ pub enum BackendChoice {
     Device,
 }
 
+/// Whether the daemon forces IDRs (new viewer, resync, scene change, resume). `Off` exists to
+/// measure what the policy buys: viewers then wait for the encoder's GOP, as with the stock
+/// server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdrPolicyMode {
+    On,
+    Off,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceSpec {
     /// Stream this pre-encoded Annex-B H.264 file instead of encoding.
@@ -56,6 +65,10 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     pub web: WebConfig,
     pub sessions: SessionLimits,
+    pub idr_policy: IdrPolicyMode,
+    /// Simulated target only: stamp each picture with its capture time (glass-to-glass
+    /// measurements; see `sim/stamp.rs`).
+    pub sim_stamp: bool,
 }
 
 impl Default for Config {
@@ -70,6 +83,8 @@ impl Default for Config {
             data_dir: None,
             web: WebConfig::default(),
             sessions: SessionLimits::default(),
+            idr_policy: IdrPolicyMode::On,
+            sim_stamp: false,
         }
     }
 }
@@ -195,6 +210,7 @@ struct VideoSection {
     h264_bitrate_kbps: Option<Spanned<i64>>,
     gop: Option<Spanned<i64>>,
     jpeg_quality: Option<Spanned<i64>>,
+    idr_policy: Option<Spanned<String>>,
 }
 
 /// Parses a config file's text over the defaults.
@@ -325,6 +341,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         number!(h264_bitrate_kbps, StreamSettings::BITRATE_KBPS);
         number!(gop, StreamSettings::GOP);
         number!(jpeg_quality, StreamSettings::JPEG_QUALITY);
+        if let Some(v) = video.idr_policy {
+            cfg.idr_policy = match v.get_ref().as_str() {
+                "on" => IdrPolicyMode::On,
+                "off" => IdrPolicyMode::Off,
+                other => {
+                    return Err(err(
+                        Some(v.span()),
+                        format!("idr_policy = {other:?}: expected on or off"),
+                    ))
+                }
+            };
+        }
     }
     if let Some(atx) = file.atx {
         if let Some(v) = atx.variant {
@@ -478,6 +506,12 @@ mod tests {
     }
 
     #[test]
+    fn idr_policy_can_be_turned_off() {
+        let cfg = parse_str("[video]\nidr_policy = \"off\"\n").unwrap();
+        assert_eq!(cfg.idr_policy, IdrPolicyMode::Off);
+    }
+
+    #[test]
     fn unknown_key_names_file_line_and_key() {
         let e = parse_str("[video]\nfps = 30\nframerate = 5\n").unwrap_err();
         assert_eq!(e.at.map(|a| a.0), Some(3));
@@ -516,6 +550,10 @@ mod tests {
             .to_string()
             .contains("replay:PATH"));
         assert!(parse_str("[video]\nresolution = \"4k\"\n").is_err());
+        assert!(parse_str("[video]\nidr_policy = \"sometimes\"\n")
+            .unwrap_err()
+            .to_string()
+            .contains("on or off"));
     }
 
     #[test]

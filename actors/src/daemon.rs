@@ -15,8 +15,9 @@ use smol::LocalExecutor;
 use crate::auth::worker::AuthWorker;
 use crate::auth::Auth;
 use crate::clock::Clock;
-use crate::config::{BackendChoice, Config, SourceSpec};
+use crate::config::{BackendChoice, Config, IdrPolicyMode, SourceSpec};
 use crate::hid::HidPaths;
+use crate::idr_policy::PolicyConfig;
 use crate::media::{self, MediaError, ReplaySource, Source};
 use crate::metrics::Metrics;
 use crate::session::DeviceFeeds;
@@ -78,15 +79,17 @@ fn select_source(cfg: &Config) -> Result<(Source, bool), DaemonError> {
             Source::Replay(ReplaySource::load(path).map_err(DaemonError::Media)?),
             false,
         )),
-        None => sim_source().map(|s| (s, true)),
+        None => sim_source(cfg.sim_stamp).map(|s| (s, true)),
     }
 }
 
 #[cfg(feature = "sim")]
-fn sim_source() -> Result<Source, DaemonError> {
+fn sim_source(stamp: bool) -> Result<Source, DaemonError> {
     use crate::media::source::SimCapture;
     use crate::sim::screen::SimScreen;
-    Ok(Source::Sim(Box::new(SimCapture::new(SimScreen::new()))))
+    Ok(Source::Sim(Box::new(
+        SimCapture::new(SimScreen::new()).with_stamp(stamp),
+    )))
 }
 
 /// The sim's stand-in for the device's `/dev` and `/sys`, removed again at exit.
@@ -165,7 +168,7 @@ fn sim_hid_paths(_root: &()) -> Result<HidPaths, DaemonError> {
 }
 
 #[cfg(not(feature = "sim"))]
-fn sim_source() -> Result<Source, DaemonError> {
+fn sim_source(_stamp: bool) -> Result<Source, DaemonError> {
     Err(DaemonError::Backend(
         "this build has no simulated target (feature `sim`)".into(),
     ))
@@ -262,6 +265,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             media.handle.commands.clone(),
             capture_tx,
             cfg.stream,
+            PolicyConfig {
+                forced_idrs: cfg.idr_policy == IdrPolicyMode::On,
+                ..PolicyConfig::default()
+            },
             clock,
             metrics.clone(),
         ))

@@ -134,10 +134,10 @@ pub struct EncoderCore<S> {
 const MIN_SETTINGS_INTERVAL_US: Micros = 500_000;
 
 impl<S: ViewerSink> EncoderCore<S> {
-    pub fn new(settings: StreamSettings, metrics: Arc<Metrics>) -> Self {
+    pub fn new(settings: StreamSettings, policy: PolicyConfig, metrics: Arc<Metrics>) -> Self {
         Self {
             hub: Hub::new(),
-            policy: IdrPolicy::new(PolicyConfig::default()),
+            policy: IdrPolicy::new(policy),
             settings,
             status: None,
             in_flight: VecDeque::new(),
@@ -398,16 +398,20 @@ impl<S: ViewerSink> EncoderCore<S> {
 
 /// The actor's loop: messages in, actions out. It never waits on the media thread: a full
 /// command queue drops the encode (answered as skipped, so nothing is lost but that frame).
+// The actor's channels and start-up values, each used once: a bundle struct would only move
+// the list.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     mailbox: Receiver<EncoderMsg>,
     encodes: Receiver<EncodeReport>,
     media: Sender<MediaCmd>,
     capture: Sender<CaptureMsg>,
     settings: StreamSettings,
+    policy: PolicyConfig,
     clock: Clock,
     metrics: Arc<Metrics>,
 ) {
-    let mut core: EncoderCore<ViewerQueues> = EncoderCore::new(settings, metrics);
+    let mut core: EncoderCore<ViewerQueues> = EncoderCore::new(settings, policy, metrics);
     let mut actions = Vec::new();
     loop {
         enum Input {

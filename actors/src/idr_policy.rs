@@ -11,6 +11,9 @@
 //!   short burst of lower-QP frames makes the picture sharp at once instead of converging slowly;
 //! - forced IDRs are rate-limited so a misbehaving client cannot flood the link with them,
 //!   except when a viewer is waiting for its first picture.
+//!
+//! With `forced_idrs` off (`--idr-policy off`, for comparison measurements only) none of this
+//! happens: like the stock server, viewers wait for the encoder's own IDR at the end of its GOP.
 
 use crate::clock::Micros;
 
@@ -80,6 +83,8 @@ pub struct PolicyConfig {
     pub scene_change_fraction: f32,
     /// Frames encoded at lower QP after a pause, the IDR included.
     pub burst_frames: u8,
+    /// False: no forced IDR and no quality burst, ever (the stock server's behaviour).
+    pub forced_idrs: bool,
 }
 
 impl Default for PolicyConfig {
@@ -89,6 +94,7 @@ impl Default for PolicyConfig {
             pause_us: 1_000_000,
             scene_change_fraction: 0.5,
             burst_frames: 3,
+            forced_idrs: true,
         }
     }
 }
@@ -125,6 +131,9 @@ impl IdrPolicy {
 
     /// Asks for an IDR on the next frame. An urgent reason replaces a pending non-urgent one.
     pub fn request(&mut self, reason: IdrReason) {
+        if !self.cfg.forced_idrs {
+            return;
+        }
         match self.pending {
             Some(p) if p.is_urgent() || !reason.is_urgent() => {}
             _ => self.pending = Some(reason),
@@ -150,7 +159,7 @@ impl IdrPolicy {
             let paused = self
                 .last_change_us
                 .is_some_and(|t| now.saturating_sub(t) >= self.cfg.pause_us);
-            if paused {
+            if paused && self.cfg.forced_idrs {
                 self.request(IdrReason::Resume);
                 self.burst_left = self.cfg.burst_frames;
             } else if fraction >= self.cfg.scene_change_fraction {
@@ -331,6 +340,31 @@ mod tests {
             p.on_frame(260 * MS, SMALL).force_idr,
             Some(IdrReason::Overflow)
         );
+    }
+
+    #[test]
+    fn with_forced_idrs_off_nothing_is_forced_and_there_is_no_burst() {
+        let mut p = IdrPolicy::new(PolicyConfig {
+            forced_idrs: false,
+            ..PolicyConfig::default()
+        });
+        p.request(IdrReason::NewViewer);
+        let d = p.on_frame(0, FrameChange::Unchanged);
+        assert_eq!(
+            d,
+            FrameDecision::default(),
+            "a still screen stays unencoded"
+        );
+        p.request(IdrReason::ClientRequest);
+        let d = p.on_frame(33 * MS, FrameChange::Changed { fraction: 0.9 });
+        assert_eq!((d.encode, d.force_idr), (true, None), "no scene-change IDR");
+        let d = p.on_frame(2_000 * MS, SMALL);
+        assert_eq!(
+            (d.force_idr, d.quality_boost),
+            (None, false),
+            "no resume IDR, no burst"
+        );
+        assert!(!p.has_pending());
     }
 
     #[test]

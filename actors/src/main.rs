@@ -1,6 +1,8 @@
 //! nanokvmd: one process, one executor thread, actors talking over bounded channels, and one
 //! media thread for the work that blocks. See ARCHITECTURE.md.
 
+#[cfg(feature = "alloc-count")]
+mod alloc_count;
 mod atx;
 mod auth;
 mod capture;
@@ -14,6 +16,7 @@ mod hub;
 mod idr_policy;
 mod media;
 mod metrics;
+mod server_path;
 mod session;
 #[cfg(feature = "sim")]
 mod sim;
@@ -25,6 +28,10 @@ mod web;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+#[cfg(feature = "alloc-count")]
+#[global_allocator]
+static ALLOCATOR: alloc_count::CountingAlloc = alloc_count::CountingAlloc;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();

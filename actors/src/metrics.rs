@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use nanokvm_protocol::Codec;
 
 use crate::idr_policy::IdrReason;
+use crate::server_path::ServerPath;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ViewerKind {
@@ -44,6 +45,7 @@ pub struct Metrics {
     pub hid_latency: LatencyRing,
     /// HID reports dropped because a device stayed full (its queue overflowed).
     pub hid_reports_dropped: AtomicU64,
+    pub server_path: ServerPath,
 }
 
 /// Samples kept for the latency quantiles.
@@ -226,6 +228,9 @@ impl Metrics {
             .unwrap_or_default();
         }
         let _ = writeln!(out, "{name}_count {}", self.hid_latency.count());
+        self.server_path.render(&mut out);
+        #[cfg(feature = "alloc-count")]
+        crate::alloc_count::render(&mut out);
         out
     }
 }

@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::Message;
 use futures_lite::future;
+use nanokvm_e2e::bench::probe::{metrics, post_console};
 use nanokvm_e2e::proto::{ClientMsg, Codec, PROTOCOL_VERSION};
 use nanokvm_e2e::ws::{Event, Frame, Msg, WsClient};
-use nanokvm_e2e::{block_on, h264, http, timeout, Daemon, Metrics};
+use nanokvm_e2e::{block_on, h264, timeout, Daemon, Metrics};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
@@ -287,32 +288,6 @@ async fn clock_offset(c: &mut WsClient, epoch: Instant) -> Result<(i64, i64), St
 // ---------------------------------------------------------------------------------------------
 // The daemon from outside: /metrics, /proc, the sim console switch
 // ---------------------------------------------------------------------------------------------
-
-fn metrics(addr: SocketAddr) -> Result<Metrics, String> {
-    let r = http::request(addr, "GET", "/metrics", &[], b"", MS(2000))
-        .map_err(|e| format!("GET /metrics: {e}"))?;
-    if r.status != 200 {
-        return Err(format!("GET /metrics: {}", r.summary()));
-    }
-    Ok(Metrics::parse(&r.text()))
-}
-
-fn post_console(addr: SocketAddr, console: u8) -> Result<(), String> {
-    let body = format!("{{\"console\": {console}}}");
-    let r = http::request(
-        addr,
-        "POST",
-        "/api/sim/console",
-        &[("Content-Type", "application/json")],
-        body.as_bytes(),
-        MS(2000),
-    )
-    .map_err(|e| format!("POST /api/sim/console {console}: {e}"))?;
-    if r.status != 204 {
-        return Err(format!("POST /api/sim/console {console}: {}", r.summary()));
-    }
-    Ok(())
-}
 
 fn clk_tck() -> f64 {
     std::process::Command::new("getconf")

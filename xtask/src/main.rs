@@ -4,6 +4,10 @@
 //!   lints, unit and end-to-end tests (once over HTTP, once over HTTPS), and the browser tests
 //!   in headless Chromium.
 //! - `e2e`: only the end-to-end and browser tests (the daemon is built first).
+//! - `bench [--quick] [--no-browser]`: builds the daemon in release with the `alloc-count`
+//!   feature and runs the measurement program (`tests/examples/bench/`), which prints the
+//!   table and writes `<target>/bench/report.{json,md}`. Not part of `ci`: it measures, it
+//!   does not test.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -40,7 +44,8 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "ci" => ci(),
         "e2e" => e2e(),
-        _ => Err("usage: cargo xtask ci|e2e".to_string()),
+        "bench" => bench(&std::env::args().skip(2).collect::<Vec<_>>()),
+        _ => Err("usage: cargo xtask ci|e2e|bench [--quick] [--no-browser]".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,9 +64,19 @@ fn root() -> PathBuf {
 }
 
 fn run(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
+    run_with_env(dir, program, args, &[])
+}
+
+fn run_with_env(
+    dir: &Path,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(), String> {
     eprintln!("xtask: $ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .status()
         .map_err(|e| format!("{program}: {e}"))?;
@@ -177,6 +192,63 @@ fn e2e() -> Result<(), String> {
     run(&root, "cargo", &["test", "-p", "nanokvm-e2e"])?;
     e2e_over_tls(&root)?;
     browser_tests(&root)
+}
+
+/// Where cargo puts its output: `$CARGO_TARGET_DIR`, else `target/` in the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        Some(t) if t.is_relative() => root.join(t),
+        Some(t) => t,
+        None => root.join("target"),
+    }
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    if let Some(a) = args
+        .iter()
+        .find(|a| !matches!(a.as_str(), "--quick" | "--no-browser"))
+    {
+        return Err(format!("bench: unknown argument {a:?}"));
+    }
+    ensure_system_packages()?;
+    let root = root();
+    let target = target_dir(&root);
+    // The daemon with the counting allocator, and the measurement program.
+    for package in [
+        &["nanokvmd", "--features", "alloc-count"][..],
+        &["nanokvm-e2e", "--example", "bench"],
+    ] {
+        let mut build = vec!["build", "--release", "-p"];
+        build.extend_from_slice(package);
+        run(&root, "cargo", &build)?;
+    }
+    if !args.iter().any(|a| a == "--no-browser") {
+        run(
+            &root.join("tests/browser"),
+            "npm",
+            &["ci", "--no-audit", "--no-fund"],
+        )?;
+    }
+    let daemon = target.join("release/nanokvmd");
+    let out = target.join("bench");
+    let program = target.join("release/examples/bench");
+    let (daemon, out, program) = (
+        daemon.to_string_lossy(),
+        out.to_string_lossy(),
+        program.to_string_lossy(),
+    );
+    let mut bench_args = vec!["--out", out.as_ref()];
+    bench_args.extend(args.iter().map(String::as_str));
+    let command = format!("cargo xtask bench {}", args.join(" "));
+    run_with_env(
+        &root,
+        program.as_ref(),
+        &bench_args,
+        &[
+            ("NANOKVMD_BIN", daemon.as_ref()),
+            ("BENCH_COMMAND", command.trim_end()),
+        ],
+    )
 }
 
 fn browser_tests(root: &Path) -> Result<(), String> {

@@ -4,7 +4,11 @@ use crate::media::GrabInfo;
 use nanokvm_protocol::{Resolution, VideoHeader};
 
 fn core() -> EncoderCore<TestSink> {
-    EncoderCore::new(StreamSettings::default(), Arc::new(Metrics::default()))
+    EncoderCore::new(
+        StreamSettings::default(),
+        PolicyConfig::default(),
+        Arc::new(Metrics::default()),
+    )
 }
 
 fn grab(seq: u64, change: FrameChange, size: (u16, u16)) -> GrabReport {

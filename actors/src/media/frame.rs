@@ -4,6 +4,7 @@
 //! so a steady stream allocates nothing per frame.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use nanokvm_protocol::{VideoHeader, VideoPrefix, VIDEO_PREFIX_MAX};
@@ -14,6 +15,8 @@ pub struct EncodedFrame {
     /// `ServerMsg::Video` exactly as it goes out on the WebSocket.
     wire: Bytes,
     payload_offset: usize,
+    /// When the media thread finished it (for the server-path time in `/metrics`).
+    pub ready_at: Option<Instant>,
 }
 
 impl EncodedFrame {
@@ -44,6 +47,7 @@ impl EncodedFrame {
             header,
             payload_offset: VIDEO_PREFIX_MAX - start,
             wire: whole.slice(start..),
+            ready_at: None,
         };
         (frame, whole)
     }

@@ -261,7 +261,7 @@ impl Worker {
         wall_ms: u32,
         settings: StreamSettings,
     ) -> GrabInfo {
-        let info = self.source.grab(wall_ms, settings.resolution);
+        let info = self.source.grab(capture_us, wall_ms, settings.resolution);
         self.grab_seq = grab_seq;
         self.capture_us = capture_us;
         self.output_size = info.output_size;
@@ -332,7 +332,8 @@ impl Worker {
     ) -> Option<EncodedFrame> {
         let start = Instant::now();
         match f(self) {
-            Ok(frame) => {
+            Ok(mut frame) => {
+                frame.ready_at = Some(Instant::now());
                 let m = self.metrics.codec(codec);
                 m.encode_ns
                     .fetch_add(start.elapsed().as_nanos() as u64, Relaxed);

@@ -9,6 +9,7 @@ use crate::capture::change::{Change, ChangeDetector};
 use crate::capture::scale::{RgbFrame, Scaler};
 #[cfg(feature = "sim")]
 use crate::capture::yuv::{rgb_to_i420, I420Frame};
+use crate::clock::Micros;
 use crate::idr_policy::FrameChange;
 #[cfg(feature = "sim")]
 use crate::sim::power::Display;
@@ -32,10 +33,10 @@ pub enum Source {
 }
 
 impl Source {
-    pub fn grab(&mut self, wall_ms: u32, resolution: Resolution) -> GrabInfo {
+    pub fn grab(&mut self, capture_us: Micros, wall_ms: u32, resolution: Resolution) -> GrabInfo {
         match self {
             #[cfg(feature = "sim")]
-            Source::Sim(sim) => sim.grab(wall_ms, resolution),
+            Source::Sim(sim) => sim.grab(capture_us, wall_ms, resolution),
             Source::Replay(replay) => {
                 replay.advance();
                 GrabInfo {
@@ -66,6 +67,8 @@ pub struct SimCapture {
     display: Display,
     /// `display` changed since the last grab: draw it.
     display_changed: bool,
+    /// Draw the capture time into each picture ([`crate::sim::stamp`]).
+    stamp: bool,
 }
 
 #[cfg(feature = "sim")]
@@ -82,7 +85,15 @@ impl SimCapture {
             grabbed_once: false,
             display: Display::Console,
             display_changed: false,
+            stamp: false,
         }
+    }
+
+    /// Stamps every picture with its capture time (ms on the daemon's clock), for
+    /// glass-to-glass measurements; every frame then differs from the one before.
+    pub fn with_stamp(mut self, stamp: bool) -> Self {
+        self.stamp = stamp;
+        self
     }
 
     /// The target was powered off, started booting, or is up.
@@ -126,14 +137,14 @@ impl SimCapture {
         }
     }
 
-    fn grab(&mut self, wall_ms: u32, resolution: Resolution) -> GrabInfo {
+    fn grab(&mut self, capture_us: Micros, wall_ms: u32, resolution: Resolution) -> GrabInfo {
         let rendered = self.draw(wall_ms);
         let signal = self.display != Display::NoSignal;
         let source_size = (self.native.width, self.native.height);
         let output_size = resolution.output_size(source_size.0, source_size.1);
         let resized = (self.output.width, self.output.height) != output_size;
         // The renderer knows exactly when nothing moved; skip scaling and hashing then.
-        if !rendered && !resized && self.grabbed_once {
+        if !rendered && !resized && self.grabbed_once && !self.stamp {
             return GrabInfo {
                 change: FrameChange::Unchanged,
                 signal,
@@ -141,16 +152,22 @@ impl SimCapture {
                 output_size,
             };
         }
-        self.grabbed_once = true;
+        let first = !std::mem::replace(&mut self.grabbed_once, true);
         let key = (source_size.0, source_size.1, output_size.0, output_size.1);
         if self.scaler.as_ref().is_none_or(|(k, _)| *k != key) {
             self.scaler = Some((key, Scaler::new(key.0, key.1, key.2, key.3)));
             self.output.resize(output_size.0, output_size.1);
         }
-        if let Some((_, scaler)) = &self.scaler {
-            if let Err(e) = scaler.scale(&self.native, &mut self.output) {
-                log::error!("scaling the picture: {e}");
+        // With the stamp on, an unchanged screen needs no new scaling: only the stamp changes.
+        if rendered || resized || first || !self.stamp {
+            if let Some((_, scaler)) = &self.scaler {
+                if let Err(e) = scaler.scale(&self.native, &mut self.output) {
+                    log::error!("scaling the picture: {e}");
+                }
             }
+        }
+        if self.stamp {
+            crate::sim::stamp::draw(&mut self.output, (capture_us / 1000) as u32);
         }
         self.i420_fresh = false;
         let change = match self

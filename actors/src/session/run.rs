@@ -110,7 +110,8 @@ pub async fn run<R, W>(
     let (control_tx, control_rx) = async_channel::bounded(16);
     // A client has at most one press running; the rest of its requests are refused at once.
     let (atx_tx, atx_rx) = async_channel::bounded(4);
-    let mut membership = Membership::new(id, ViewerKind::WebSocket, encoder.clone(), metrics);
+    let mut membership =
+        Membership::new(id, ViewerKind::WebSocket, encoder.clone(), metrics.clone());
 
     let queues = Queues {
         frames: frames_tx,
@@ -127,7 +128,7 @@ pub async fn run<R, W>(
         read(&mut ws, id, &encoder, clock, &control_tx, queues, input),
         write(
             &mut out, id, frames_rx, events_rx, control_rx, &shutdown, devices, paste_rx, atx_rx,
-            &auth,
+            &auth, &metrics,
         ),
     )
     .await;
@@ -314,6 +315,7 @@ async fn write<W>(
     pastes: Receiver<PasteOutcome>,
     atx: Receiver<AtxReply>,
     auth: &SessionGuard,
+    metrics: &Metrics,
 ) -> Ending
 where
     W: AsyncWrite + Unpin,
@@ -370,7 +372,14 @@ where
         // The ping before frames: a client that never drains its queue still gets pinged.
         let next = future::or(control, future::or(events, future::or(ping, frames))).await;
         let sent = match next {
-            Next::Frame(frame) => out.binary(frame.wire()).await,
+            Next::Frame(frame) => {
+                let sent = out.binary(frame.wire()).await;
+                if let (Some(ready), Codec::H264) = (frame.ready_at, frame.header.codec) {
+                    let ns = ready.elapsed().as_nanos() as u64;
+                    metrics.server_path.written(frame.header.seq, ns);
+                }
+                sent
+            }
             Next::Ping => out.ping().await,
             Next::Event(event) => {
                 super::event(&event, &mut messages);

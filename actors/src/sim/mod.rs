@@ -9,5 +9,6 @@ pub mod pointer;
 pub mod power;
 pub mod root;
 pub mod screen;
+pub mod stamp;
 pub mod state;
 pub mod target;

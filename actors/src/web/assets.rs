@@ -28,6 +28,7 @@ const ASSETS: &[(&str, &[u8])] = assets![
     "settings.js",
     "setup.html",
     "setup.js",
+    "stamp.js",
     "stats-overlay.js",
     "stats.js",
     "style.css",
