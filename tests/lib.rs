@@ -1702,11 +1702,19 @@ pub mod h264 {
     /// gradient, a moving box and a band of fresh noise (so every frame is large, like a busy
     /// desktop on the hardware encoder). IDR (with SPS and PPS) every 30 frames.
     pub fn make_replay_file(path: &Path, frames: usize, width: usize, height: usize) {
-        make_replay_file_at(path, frames, width, height, 16_000_000);
+        make_replay_file_at(path, frames, (width, height), 16_000_000, height / 3);
     }
 
-    /// [`make_replay_file`] with the encoder's rate control aimed at `bps` bits per second.
-    pub fn make_replay_file_at(path: &Path, frames: usize, width: usize, height: usize, bps: u32) {
+    /// [`make_replay_file`] with the encoder's rate control aimed at `bps` bits per second and
+    /// a band of `noise_rows` rows of fresh noise (which no rate control can squeeze: it sets
+    /// how far above `bps` the stream ends up).
+    pub fn make_replay_file_at(
+        path: &Path,
+        frames: usize,
+        (width, height): (usize, usize),
+        bps: u32,
+        noise_rows: usize,
+    ) {
         let config = EncoderConfig::new()
             .usage_type(UsageType::CameraVideoRealTime)
             .profile(Profile::Baseline)
@@ -1738,7 +1746,7 @@ pub mod h264 {
             }
             // A band of fresh noise.
             let band = height / 3;
-            for px in &mut y[band * width..2 * band * width] {
+            for px in &mut y[band * width..(band + noise_rows.min(height - band)) * width] {
                 rng ^= rng << 13;
                 rng ^= rng >> 17;
                 rng ^= rng << 5;

@@ -18,6 +18,9 @@ use crate::{Plan, Run};
 /// every figure here.
 const REPLAY_BPS: u32 = 4_000_000;
 const REPLAY_FRAMES: usize = 90;
+/// Rows of fresh noise per frame: a small moving detail; more would push the stream far
+/// above `REPLAY_BPS`.
+const REPLAY_NOISE_ROWS: usize = 16;
 
 /// Makes the replayed stream: 720p, 3 s looped, an IDR (with SPS and PPS) every 30 frames,
 /// every frame different (a scrolling gradient, a moving box and a band of noise), encoded by
@@ -25,7 +28,13 @@ const REPLAY_FRAMES: usize = 90;
 fn make_file(run: &mut Run) -> Result<PathBuf, String> {
     let path = std::env::temp_dir().join(format!("nanokvm-bench-{}.h264", std::process::id()));
     let t0 = Instant::now();
-    h264::make_replay_file_at(&path, REPLAY_FRAMES, 1280, 720, REPLAY_BPS);
+    h264::make_replay_file_at(
+        &path,
+        REPLAY_FRAMES,
+        (1280, 720),
+        REPLAY_BPS,
+        REPLAY_NOISE_ROWS,
+    );
     let bytes = std::fs::metadata(&path)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .len();
