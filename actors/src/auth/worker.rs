@@ -41,6 +41,7 @@ impl AuthWorker {
         let join = std::thread::Builder::new()
             .name("nanokvmd-auth".into())
             .spawn(move || {
+                keep_large_blocks_out_of_the_heap();
                 while let Ok(job) = rx.recv_blocking() {
                     job();
                 }
@@ -72,6 +73,18 @@ impl AuthWorker {
 /// arena for reuse (and after one large free it stops using mmap for that size), so every
 /// hash would leave megabytes resident. Trimming hands them back; musl (the device) unmaps
 /// large blocks by itself.
+/// glibc serves a block above its mmap threshold with its own mapping, unmapped again when it
+/// is freed, but it raises that threshold after the first such free, so later hashes would
+/// come from the arena and stay resident. A fixed threshold (which turns the raising off)
+/// keeps every hash's 4 MiB a mapping of its own.
+fn keep_large_blocks_out_of_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes an allocator tunable; 1 MiB is a valid threshold.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 fn give_back_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory; it has no preconditions.
