@@ -23,6 +23,20 @@ async fn type_text(ws: &mut WsClient, text: &str) {
             ws.send(&ClientMsg::KeyUp { usage: SHIFT }).await;
         }
     }
+    // The session handles messages in order: once the Pong is here, every key has reached
+    // the hid actor. Without it a test that drops the socket at once may lose the tail (a
+    // close with unread data resets the connection, and the server's receive queue goes).
+    ws.send(&ClientMsg::Ping { client_time_us: 1 }).await;
+    ws.recv_until(WAIT, "the Pong after the keys", |m| {
+        matches!(
+            m,
+            Msg::Pong {
+                client_time_us: 1,
+                ..
+            }
+        )
+    })
+    .await;
 }
 
 async fn hid_status(
