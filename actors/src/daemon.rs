@@ -220,6 +220,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         None => cfg.hid.clone(),
     };
     let jpeg_available = !matches!(source, Source::Replay(_));
+    let h264_available = source.has_h264();
     let metrics = Arc::new(Metrics::default());
     let media = media::spawn(source, metrics.clone())
         .map_err(|e| DaemonError::Io("starting the media thread", e))?;
@@ -344,6 +345,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             Rc::downgrade(&ex),
             sim,
             jpeg_available,
+            h264_available,
             DeviceFeeds {
                 hid: hid_feed,
                 atx: atx_feed,

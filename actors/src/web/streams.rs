@@ -69,6 +69,10 @@ fn until_shutdown<T: 'static>(
 }
 
 pub fn h264(app: &Rc<App>, auth: Option<SessionGuard>) -> hyper::Response<Body> {
+    if !app.h264_available {
+        let message = format!("{}\n", crate::session::NO_H264);
+        return respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, message);
+    }
     let Some((sub, frames)) = subscribe(app, Codec::H264, ViewerKind::H264Http) else {
         return respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, "encoder busy\n");
     };
