@@ -9,7 +9,8 @@
 //! 4. The bundle: `<target>/dist/nanokvmd-riscv64/` with the binary, `rootfs/etc` and
 //!    `INSTALL.md`, and the same as `nanokvmd-riscv64.tar.gz`.
 //! 5. Unless `--no-smoke`: a static build of the simulated target (no OpenH264, which does not
-//!    build for riscv64), run under `qemu-riscv64` by `tests/tests/riscv64_smoke.rs`.
+//!    build for riscv64), run under `qemu-riscv64` by `tests/tests/riscv64_smoke.rs`, and by
+//!    `tests/browser/no_h264.test.mjs` (the console falls back to MJPEG).
 //!
 //! Each variant keeps its own target directory under `<target>/riscv64/`, std included, so a
 //! second run rebuilds only what changed (the two differ in RUSTFLAGS, which would otherwise
@@ -110,6 +111,9 @@ fn build_and_check(
         })?;
         steps.time("smoke binary checks", || check_static_binary(&sim))?;
         steps.time("smoke test under qemu-riscv64", || smoke_test(root, &sim))?;
+        steps.time("browser test under qemu-riscv64", || {
+            browser_test(root, target, &sim)
+        })?;
     }
     Ok(())
 }
@@ -336,5 +340,33 @@ fn smoke_test(root: &Path, binary: &Path) -> Result<(), String> {
             "--ignored",
         ],
         &[("NANOKVMD_RISCV64_BIN", binary.as_ref())],
+    )
+}
+
+/// The console in Chromium against the riscv64 build, which has no H.264 to give it.
+fn browser_test(root: &Path, target: &Path, binary: &Path) -> Result<(), String> {
+    // The browser tests run NANOKVMD_BIN for the daemon and its CLI: this runs it under qemu.
+    let wrapper = target.join("riscv64").join("nanokvmd-under-qemu");
+    let script = format!(
+        "#!/bin/sh\nexec qemu-riscv64 '{}' \"$@\"\n",
+        binary.to_string_lossy().replace('\'', r"'\''")
+    );
+    std::fs::write(&wrapper, script).map_err(|e| format!("{}: {e}", wrapper.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", wrapper.display()))?;
+    let dir = root.join("tests/browser");
+    if !dir.join("node_modules").is_dir() {
+        run(&dir, "npm", &["ci", "--no-audit", "--no-fund"])?;
+    }
+    let wrapper = wrapper.to_string_lossy();
+    run_with_env(
+        &dir,
+        "node",
+        &["--test", "no_h264.test.mjs"],
+        &[
+            ("NANOKVMD_BIN", wrapper.as_ref()),
+            ("NANOKVMD_NO_H264", "1"),
+        ],
     )
 }
