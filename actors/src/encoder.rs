@@ -11,7 +11,7 @@ use nanokvm_protocol::{Codec, KeyframeReason, StreamSettings, VideoStatus};
 
 use crate::capture::CaptureMsg;
 use crate::clock::{Clock, Micros};
-use crate::hub::{Delivery, Hub, ViewerId, ViewerQueues, ViewerSink, Waiting};
+use crate::hub::{Delivery, FrameSender, Hub, ViewerId, ViewerQueues, ViewerSink, Waiting};
 use crate::idr_policy::{FrameChange, IdrPolicy, IdrReason, PolicyConfig};
 use crate::media::{EncodeJob, EncodeReport, EncodedFrame, GrabReport, H264Job, MediaCmd};
 use crate::metrics::{Metrics, ViewerKind};
@@ -20,7 +20,7 @@ pub enum EncoderMsg {
     Join {
         id: ViewerId,
         codec: Codec,
-        frames: Sender<EncodedFrame>,
+        frames: FrameSender,
         /// Status and settings changes; `None` for plain HTTP streams, which have no use for them.
         events: Option<Sender<ViewerEvent>>,
         visible: bool,
