@@ -2,8 +2,11 @@
 //! the work to the media thread, and fans the result out to viewers through the hub.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::Poll;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
@@ -413,13 +416,25 @@ pub async fn run(
 ) {
     let mut core: EncoderCore<ViewerQueues> = EncoderCore::new(settings, policy, metrics);
     let mut actions = Vec::new();
+    enum Input {
+        Msg(EncoderMsg),
+        Encoded(EncodeReport),
+    }
+    // Each wait lives until it completes: an `async-channel` receive allocates when it starts
+    // waiting, so a wait dropped and made anew every turn would allocate every turn.
+    let mut next_msg = pin!(mailbox.recv());
+    let mut next_encoded = pin!(encodes.recv());
     loop {
-        enum Input {
-            Msg(EncoderMsg),
-            Encoded(EncodeReport),
-        }
-        let input = future::or(async { mailbox.recv().await.map(Input::Msg) }, async {
-            encodes.recv().await.map(Input::Encoded)
+        let input = future::poll_fn(|cx| {
+            if let Poll::Ready(msg) = next_msg.as_mut().poll(cx) {
+                next_msg.set(mailbox.recv());
+                return Poll::Ready(msg.map(Input::Msg));
+            }
+            if let Poll::Ready(report) = next_encoded.as_mut().poll(cx) {
+                next_encoded.set(encodes.recv());
+                return Poll::Ready(report.map(Input::Encoded));
+            }
+            Poll::Pending
         })
         .await;
         match input {
