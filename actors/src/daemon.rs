@@ -16,9 +16,11 @@ use crate::auth::worker::AuthWorker;
 use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::config::{BackendChoice, Config, IdrPolicyMode, SourceSpec};
+use crate::device::state_files::StateFiles;
+use crate::device::watchdog::{self, Watchdog};
 use crate::hid::HidPaths;
 use crate::idr_policy::PolicyConfig;
-use crate::media::{self, MediaError, ReplaySource, Source};
+use crate::media::{self, DeviceSource, MediaError, ReplaySource, Source};
 use crate::metrics::Metrics;
 use crate::session::DeviceFeeds;
 use crate::watch::watch;
@@ -61,26 +63,40 @@ pub fn nanokvm_detected() -> bool {
     Path::new("/etc/kvm/hw").exists() || Path::new("/kvmapp/server/dl_lib").exists()
 }
 
+/// Returns the source and whether it is the simulated target.
 fn select_source(cfg: &Config) -> Result<(Source, bool), DaemonError> {
     let backend = match cfg.backend {
-        BackendChoice::Auto if nanokvm_detected() => BackendChoice::Device,
+        BackendChoice::Auto if nanokvm_detected() || cfg.device.library_dir.exists() => {
+            BackendChoice::Device
+        }
         BackendChoice::Auto => BackendChoice::Sim,
         b => b,
     };
-    if backend == BackendChoice::Device {
-        return Err(DaemonError::Backend(
-            "the device backend (vendor video library, /dev/hidg*, GPIO) is not part of this build yet; \
-             use --backend sim for the simulated target"
-                .into(),
-        ));
-    }
-    match &cfg.source {
-        Some(SourceSpec::Replay(path)) => Ok((
+    match (&cfg.source, backend) {
+        (Some(SourceSpec::Replay(path)), _) => Ok((
             Source::Replay(ReplaySource::load(path).map_err(DaemonError::Media)?),
             false,
         )),
-        None => sim_source(cfg.sim_stamp).map(|s| (s, true)),
+        (None, BackendChoice::Device) => device_source(cfg).map(|s| (s, false)),
+        (None, _) => sim_source(cfg.sim_stamp).map(|s| (s, true)),
     }
+}
+
+/// Opens the vendor library now, so that a missing or broken one stops start-up with a
+/// clear message instead of a stream that never starts.
+fn device_source(cfg: &Config) -> Result<Source, DaemonError> {
+    let library = nanokvm_ffi::VideoLibrary::open(&cfg.device.library_dir).map_err(|e| {
+        DaemonError::Backend(format!(
+            "device backend: {e}; point [device] library_dir (or --vendor-lib-dir) at the \
+             directory holding libkvm.so, or use --backend sim"
+        ))
+    })?;
+    log::info!(
+        "vendor video library loaded from {}",
+        cfg.device.library_dir.display()
+    );
+    let files = StateFiles::new(&cfg.device.root);
+    Ok(Source::Device(Box::new(DeviceSource::new(library, files))))
 }
 
 #[cfg(feature = "sim")]
@@ -219,7 +235,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         Some(root) => sim_hid_paths(root)?,
         None => cfg.hid.clone(),
     };
-    let jpeg_available = !matches!(source, Source::Replay(_));
+    // The device's one hardware encoder stays on H.264 (see ARCHITECTURE.md, "MJPEG on the
+    // device"); the replay source has only its file.
+    let jpeg_available = !matches!(source, Source::Replay(_) | Source::Device(_));
+    let device = matches!(source, Source::Device(_));
     let metrics = Arc::new(Metrics::default());
     let media = media::spawn(source, metrics.clone())
         .map_err(|e| DaemonError::Io("starting the media thread", e))?;
@@ -327,6 +346,13 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             requests: atx_tx,
             power_long_ms: atx_config.power_long_ms,
         };
+        if device {
+            ex.spawn(watchdog::run(
+                Watchdog::new(&cfg.device.root),
+                shutdown_rx.clone(),
+            ))
+            .detach();
+        }
         let atx_task = ex.spawn(atx::run(
             atx_config,
             atx_rx,
@@ -370,6 +396,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 
         let what = match &cfg.source {
             Some(SourceSpec::Replay(path)) => format!("replaying {}", path.display()),
+            None if device => format!(
+                "device: video library in {}",
+                cfg.device.library_dir.display()
+            ),
             None => "simulated target".to_string(),
         };
         let scheme = exposure.scheme();

@@ -8,6 +8,7 @@
 #![cfg_attr(not(feature = "sim"), allow(dead_code, unused_variables))]
 
 pub mod annexb;
+mod device;
 pub mod frame;
 #[cfg(feature = "sim")]
 mod h264;
@@ -25,6 +26,7 @@ use nanokvm_protocol::{Codec, StreamSettings, VideoHeader};
 
 use crate::clock::Micros;
 use crate::metrics::Metrics;
+pub use device::DeviceSource;
 pub use frame::{EncodedFrame, FramePool};
 pub use replay::ReplaySource;
 pub use source::{GrabInfo, Source};
@@ -33,6 +35,8 @@ pub use source::{GrabInfo, Source};
 pub enum MediaError {
     Encoder(String),
     Replay(String),
+    /// The vendor video library's answer (device backend).
+    Device(String),
     Unsupported(&'static str),
 }
 
@@ -41,6 +45,7 @@ impl std::fmt::Display for MediaError {
         match self {
             MediaError::Encoder(m) => write!(f, "encoder: {m}"),
             MediaError::Replay(m) => write!(f, "replay source: {m}"),
+            MediaError::Device(m) => write!(f, "video library: {m}"),
             MediaError::Unsupported(m) => write!(f, "{m}"),
         }
     }
@@ -365,6 +370,14 @@ impl Worker {
             Source::Replay(replay) => {
                 let mut buf = self.pool.take(64 * 1024);
                 let keyframe = replay.read(job.force_idr, &mut buf)?;
+                (buf, keyframe)
+            }
+            Source::Device(device) => {
+                let mut buf = self.pool.take(64 * 1024);
+                let (keyframe, size) =
+                    device.read_h264(self.capture_us, job, &self.settings, &mut buf)?;
+                // The header says what the frame holds, which the grab could only predict.
+                self.output_size = size;
                 (buf, keyframe)
             }
         };
