@@ -91,11 +91,12 @@ fn device_source(cfg: &Config) -> Result<Source, DaemonError> {
              directory holding libkvm.so, or use --backend sim"
         ))
     })?;
-    log::info!(
-        "vendor video library loaded from {}",
-        cfg.device.library_dir.display()
-    );
     let files = StateFiles::new(&cfg.device.root);
+    log::info!(
+        "vendor video library loaded from {}; OLED state files in {}",
+        cfg.device.library_dir.display(),
+        files.dir().display()
+    );
     Ok(Source::Device(Box::new(DeviceSource::new(library, files))))
 }
 
@@ -188,6 +189,21 @@ fn sim_source(_stamp: bool) -> Result<Source, DaemonError> {
     Err(DaemonError::Backend(
         "this build has no simulated target (feature `sim`)".into(),
     ))
+}
+
+/// The device backend's housekeeping clock: the media thread only acts on commands, and the
+/// measured frame rate must fall to 0 when nothing is captured.
+async fn media_ticks(media: async_channel::Sender<media::MediaCmd>, clock: Clock) {
+    loop {
+        smol::Timer::after(Duration::from_secs(1)).await;
+        match media.try_send(media::MediaCmd::Tick {
+            now_us: clock.now_us(),
+        }) {
+            // A busy media thread gets the next one.
+            Ok(()) | Err(async_channel::TrySendError::Full(_)) => {}
+            Err(async_channel::TrySendError::Closed(_)) => break,
+        }
+    }
 }
 
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
@@ -352,6 +368,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 shutdown_rx.clone(),
             ))
             .detach();
+            ex.spawn(media_ticks(media.handle.commands.clone(), clock))
+                .detach();
         }
         let atx_task = ex.spawn(atx::run(
             atx_config,

@@ -264,6 +264,12 @@ impl DeviceCore {
         self.queue(StateFile::Height, size.1 as u32);
     }
 
+    /// Time passes without frames (nobody watches, so nothing is captured): `now_fps` still
+    /// goes on being written, and falls to 0.
+    pub fn tick(&mut self, now: Micros) {
+        self.roll_fps_window(now);
+    }
+
     fn count_frame(&mut self, now: Micros) {
         self.roll_fps_window(now);
         self.fps_frames += 1;

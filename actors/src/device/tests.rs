@@ -231,6 +231,11 @@ fn now_fps_is_the_frames_of_each_three_seconds() {
     now += 9_000_000;
     tick(&mut core, now, true, false, P);
     assert_eq!(files(&mut core), vec![(StateFile::NowFps, 0)]);
+    // Nobody watches: only the housekeeping ticks come, and the rate is written as 0.
+    core.tick(now + 1_000_000);
+    assert!(files(&mut core).is_empty(), "within the window");
+    core.tick(now + 3_000_000);
+    assert_eq!(files(&mut core), vec![(StateFile::NowFps, 0)]);
 }
 
 #[test]

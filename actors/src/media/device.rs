@@ -94,6 +94,12 @@ impl DeviceSource {
         }
     }
 
+    /// Housekeeping while no frames come: keeps `now_fps` current.
+    pub fn tick(&mut self, now: Micros) {
+        self.core.tick(now);
+        self.write_files();
+    }
+
     fn write_files(&mut self) {
         for (file, value) in self.core.take_file_writes() {
             self.files.write(file, value);

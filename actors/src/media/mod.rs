@@ -66,6 +66,8 @@ pub enum MediaCmd {
     /// Encode a picture; always answered with an [`EncodeReport`] (empty when a newer grab
     /// replaced the picture).
     Encode(EncodeJob),
+    /// Device backend: time passes (about once a second, also while nothing is captured).
+    Tick { now_us: Micros },
     /// Simulated target only: switch its console (Ctrl+Alt+Fn).
     SwitchConsole {
         console: u8,
@@ -183,6 +185,12 @@ pub fn spawn(source: Source, metrics: Arc<Metrics>) -> std::io::Result<MediaThre
                             EncodeReport::skipped(job.grab_seq)
                         };
                         enc_tx.send_blocking(report).is_ok()
+                    }
+                    MediaCmd::Tick { now_us } => {
+                        if let Source::Device(device) = &mut worker.source {
+                            device.tick(now_us);
+                        }
+                        true
                     }
                     MediaCmd::SwitchConsole { console, reply } => {
                         let _ = reply.try_send(worker.switch_console(console));
