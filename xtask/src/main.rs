@@ -34,6 +34,7 @@ const TLS_E2E_TESTS: &[&str] = &[
     "atx",
     "auth",
     "cli",
+    "device",
     "hid",
     "replay",
     "robustness",
