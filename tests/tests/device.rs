@@ -79,6 +79,13 @@ fn the_device_backend_streams_decodable_h264_from_the_vendor_library() {
             })
             .await;
         eprintln!("device: {}", status.describe());
+        match status {
+            Msg::VideoStatus(s) => assert!(
+                s.signal && (s.source_width, s.width) == (1280, 1280),
+                "{s:?}"
+            ),
+            _ => unreachable!(),
+        }
         let first = c.recv_video(Duration::from_secs(5)).await;
         eprintln!(
             "device: first {} after {:?}",

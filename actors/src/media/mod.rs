@@ -354,7 +354,13 @@ impl Worker {
                 Some(frame)
             }
             Err(e) => {
-                log::warn!("frame {} not encoded: {e}", self.grab_seq);
+                // The device source logs its library's errors itself, once per kind in a row
+                // (a target that is off would otherwise log every second).
+                if matches!(e, MediaError::Device(_)) {
+                    log::debug!("frame {} not encoded: {e}", self.grab_seq);
+                } else {
+                    log::warn!("frame {} not encoded: {e}", self.grab_seq);
+                }
                 None
             }
         }
