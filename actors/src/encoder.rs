@@ -273,6 +273,11 @@ impl<S: ViewerSink> EncoderCore<S> {
 
     fn announce_status(&mut self, report: &GrabReport) {
         let info = report.info;
+        // A signal of a size not known yet (the device learns it from its first frame): say
+        // nothing rather than "no signal" for a moment.
+        if info.signal && info.output_size.0 == 0 {
+            return;
+        }
         let status = VideoStatus {
             signal: info.signal && info.output_size.0 > 0,
             source_width: info.source_size.0,

@@ -10,6 +10,7 @@ mod cli;
 mod clock;
 mod config;
 mod daemon;
+mod device;
 mod encoder;
 mod hid;
 mod hub;

@@ -8,6 +8,9 @@
 //!   feature and runs the measurement program (`tests/examples/bench/`), which prints the
 //!   table and writes `<target>/bench/report.{json,md}`. Not part of `ci`: it measures, it
 //!   does not test.
+//! - `bindgen`: regenerates `ffi/src/bindings/` from `ffi/include/` with the separate program
+//!   in `xtask/bindgen/` (outside the workspace, so bindgen and libclang are compiled only
+//!   here, never by `ci`). Needs libclang (Debian: libclang-dev).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -31,6 +34,7 @@ const TLS_E2E_TESTS: &[&str] = &[
     "atx",
     "auth",
     "cli",
+    "device",
     "hid",
     "replay",
     "robustness",
@@ -45,7 +49,8 @@ fn main() -> ExitCode {
         "ci" => ci(),
         "e2e" => e2e(),
         "bench" => bench(&std::env::args().skip(2).collect::<Vec<_>>()),
-        _ => Err("usage: cargo xtask ci|e2e|bench [--quick] [--no-browser]".to_string()),
+        "bindgen" => bindgen(),
+        _ => Err("usage: cargo xtask ci|e2e|bench [--quick] [--no-browser]|bindgen".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -255,4 +260,34 @@ fn browser_tests(root: &Path) -> Result<(), String> {
     let dir = root.join("tests/browser");
     run(&dir, "npm", &["ci", "--no-audit", "--no-fund"])?;
     run(&dir, "node", &["--test", "--test-concurrency=1"])
+}
+
+/// The FFI declarations, regenerated from our headers; the output is committed, so only a
+/// change to `ffi/include/` needs this.
+fn bindgen() -> Result<(), String> {
+    let root = root();
+    let manifest = root.join("xtask/bindgen/Cargo.toml");
+    let (manifest, workspace) = (manifest.to_string_lossy(), root.to_string_lossy());
+    run(
+        &root,
+        "cargo",
+        &[
+            "run",
+            "--quiet",
+            "--manifest-path",
+            manifest.as_ref(),
+            "--",
+            workspace.as_ref(),
+        ],
+    )?;
+    run(
+        &root,
+        "rustfmt",
+        &[
+            "--edition",
+            "2021",
+            "ffi/src/bindings/kvm_vision.rs",
+            "ffi/src/bindings/cvi_venc.rs",
+        ],
+    )
 }
