@@ -223,15 +223,21 @@ impl Daemon {
     /// an API token that every request helper and `WsClient` sends by default. With
     /// `NANOKVM_E2E_TLS=1` it serves HTTPS.
     pub fn start(args: &[&str]) -> Daemon {
-        Self::start_with_data(args, true)
+        Self::start_with_data("sim", args, true)
+    }
+
+    /// Like [`start`](Self::start) with another `--backend` (`device`, pointed at the mock
+    /// vendor library by `args`).
+    pub fn start_backend(backend: &str, args: &[&str]) -> Daemon {
+        Self::start_with_data(backend, args, true)
     }
 
     /// Like [`start`](Self::start) but without any account: the daemon waits for setup.
     pub fn start_unprovisioned(args: &[&str]) -> Daemon {
-        Self::start_with_data(args, false)
+        Self::start_with_data("sim", args, false)
     }
 
-    fn start_with_data(args: &[&str], provision: bool) -> Daemon {
+    fn start_with_data(backend: &str, args: &[&str], provision: bool) -> Daemon {
         let data = TempDir::new("data");
         let dir = data.path().display().to_string();
         let (mut user, mut token) = (None, None);
@@ -255,7 +261,7 @@ impl Daemon {
             "--listen",
             "127.0.0.1:0",
             "--backend",
-            "sim",
+            backend,
             "--data-dir",
             &dir,
         ];

@@ -2,8 +2,13 @@
 //! the system allocator, plus relaxed atomic counters of allocations, live heap bytes and the
 //! peak of live heap bytes, shown in `/metrics`. `cargo xtask bench` builds with it to check
 //! that the frame path allocates nothing in steady state.
+//!
+//! Unit tests always run with it: they read the calling thread's own count
+//! ([`thread_allocations`]), so tests running in parallel do not disturb each other, and a test
+//! can assert that a piece of the frame path allocates nothing at all.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
@@ -12,6 +17,23 @@ pub struct CountingAlloc;
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // A const-initialised `Cell` without a destructor: using it never allocates, so the
+    // allocator may touch it.
+    static THREAD_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Allocations and reallocations made so far by the calling thread.
+#[cfg_attr(not(test), expect(dead_code, reason = "read by unit tests"))]
+pub fn thread_allocations() -> u64 {
+    THREAD_ALLOCATIONS.with(Cell::get)
+}
+
+fn allocated() {
+    ALLOCATIONS.fetch_add(1, Relaxed);
+    THREAD_ALLOCATIONS.with(|n| n.set(n.get() + 1));
+}
 
 fn grew(bytes: usize) {
     let live = LIVE_BYTES.fetch_add(bytes, Relaxed) + bytes;
@@ -25,7 +47,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         // SAFETY: the caller's contract for `alloc` is passed on as it is.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            ALLOCATIONS.fetch_add(1, Relaxed);
+            allocated();
             grew(layout.size());
         }
         p
@@ -35,7 +57,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         // SAFETY: as for `alloc`.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
-            ALLOCATIONS.fetch_add(1, Relaxed);
+            allocated();
             grew(layout.size());
         }
         p
@@ -53,7 +75,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         // SAFETY: as for `dealloc`, and `new_size` obeys `realloc`'s contract.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            ALLOCATIONS.fetch_add(1, Relaxed);
+            allocated();
             if new_size >= layout.size() {
                 grew(new_size - layout.size());
             } else {
@@ -65,6 +87,10 @@ unsafe impl GlobalAlloc for CountingAlloc {
 }
 
 /// The counters in the Prometheus text format.
+#[cfg_attr(
+    not(feature = "alloc-count"),
+    expect(dead_code, reason = "/metrics shows them only with the feature")
+)]
 pub fn render(out: &mut String) {
     let _ = writeln!(
         out,

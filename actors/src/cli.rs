@@ -54,6 +54,13 @@ pub struct Cli {
     /// session cookie and the screen)
     #[arg(long)]
     pub insecure_http: bool,
+    /// Device backend: the directory holding the vendor's libkvm.so and libvenc.so
+    /// [default: /kvmapp/server/dl_lib]
+    #[arg(long, value_name = "PATH")]
+    pub vendor_lib_dir: Option<PathBuf>,
+    /// Device backend: prefix of /kvmapp/kvm/* and of the watchdog's files [default: /]
+    #[arg(long, value_name = "PATH")]
+    pub device_root: Option<PathBuf>,
     /// Measurements only: `off` never forces an IDR (viewers wait for the GOP, as with the
     /// stock server)
     #[arg(long, value_enum, hide = true)]
@@ -143,6 +150,12 @@ impl Cli {
         }
         if let Some(v) = self.resolution {
             cfg.stream.resolution = v;
+        }
+        if let Some(v) = &self.vendor_lib_dir {
+            cfg.device.library_dir = v.clone();
+        }
+        if let Some(v) = &self.device_root {
+            cfg.device.root = v.clone();
         }
         if let Some(v) = self.idr_policy {
             cfg.idr_policy = v;

@@ -66,6 +66,7 @@ pub struct Config {
     pub web: WebConfig,
     pub sessions: SessionLimits,
     pub idr_policy: IdrPolicyMode,
+    pub device: DeviceSettings,
     /// Simulated target only: stamp each picture with its capture time (glass-to-glass
     /// measurements; see `sim/stamp.rs`).
     pub sim_stamp: bool,
@@ -84,7 +85,28 @@ impl Default for Config {
             web: WebConfig::default(),
             sessions: SessionLimits::default(),
             idr_policy: IdrPolicyMode::On,
+            device: DeviceSettings::default(),
             sim_stamp: false,
+        }
+    }
+}
+
+/// The `[device]` section: where the device backend finds the vendor library and the
+/// firmware's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSettings {
+    /// The directory holding `libkvm.so` and `libvenc.so`.
+    pub library_dir: PathBuf,
+    /// Prefix of `/kvmapp/kvm/*` (the OLED's state files) and of the watchdog's files
+    /// (`/etc/kvm/watchdog`, `/tmp/watchdog`, `/tmp/nanokvm_wd`); `/` on the device.
+    pub root: PathBuf,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        Self {
+            library_dir: PathBuf::from(nanokvm_ffi::VideoLibrary::DEFAULT_DIR),
+            root: PathBuf::from("/"),
         }
     }
 }
@@ -166,6 +188,14 @@ struct FileConfig {
     hid: Option<HidSection>,
     web: Option<WebSection>,
     auth: Option<AuthSection>,
+    device: Option<DeviceSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceSection {
+    library_dir: Option<Spanned<String>>,
+    root: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -390,6 +420,28 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 })?;
         }
     }
+    if let Some(device) = file.device {
+        for (name, value, slot) in [
+            (
+                "library_dir",
+                device.library_dir,
+                &mut cfg.device.library_dir,
+            ),
+            ("root", device.root, &mut cfg.device.root),
+        ] {
+            let Some(v) = value else { continue };
+            if !Path::new(v.get_ref()).is_absolute() {
+                return Err(err(
+                    Some(v.span()),
+                    format!(
+                        "[device] {name} = {:?}: expected an absolute path",
+                        v.get_ref()
+                    ),
+                ));
+            }
+            *slot = PathBuf::from(v.get_ref());
+        }
+    }
     if let Some(hid) = file.hid {
         let paths = &mut cfg.hid;
         for (name, value, slot) in [
@@ -588,6 +640,25 @@ mod tests {
         assert!(parse_str("[atx]\ngpio_root = \"\"\n").is_err());
         let e = parse_str("[atx]\npin = 3\n").unwrap_err().to_string();
         assert!(e.starts_with("test.toml:2:") && e.contains("pin"), "{e}");
+    }
+
+    #[test]
+    fn the_device_section_is_read_and_checked() {
+        let cfg =
+            parse_str("[device]\nlibrary_dir = \"/opt/dl_lib\"\nroot = \"/tmp/kvm\"\n").unwrap();
+        assert_eq!(cfg.device.library_dir, PathBuf::from("/opt/dl_lib"));
+        assert_eq!(cfg.device.root, PathBuf::from("/tmp/kvm"));
+        assert_eq!(
+            Config::default().device.library_dir,
+            PathBuf::from("/kvmapp/server/dl_lib")
+        );
+        let e = parse_str("[device]\n\nlibrary_dir = \"dl_lib\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("test.toml:3:") && e.contains("absolute"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -16,9 +16,11 @@ use crate::auth::worker::AuthWorker;
 use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::config::{BackendChoice, Config, IdrPolicyMode, SourceSpec};
+use crate::device::state_files::StateFiles;
+use crate::device::watchdog::{self, Watchdog};
 use crate::hid::HidPaths;
 use crate::idr_policy::PolicyConfig;
-use crate::media::{self, MediaError, ReplaySource, Source};
+use crate::media::{self, DeviceSource, MediaError, ReplaySource, Source};
 use crate::metrics::Metrics;
 use crate::session::DeviceFeeds;
 use crate::watch::watch;
@@ -61,26 +63,41 @@ pub fn nanokvm_detected() -> bool {
     Path::new("/etc/kvm/hw").exists() || Path::new("/kvmapp/server/dl_lib").exists()
 }
 
+/// Returns the source and whether it is the simulated target.
 fn select_source(cfg: &Config) -> Result<(Source, bool), DaemonError> {
     let backend = match cfg.backend {
-        BackendChoice::Auto if nanokvm_detected() => BackendChoice::Device,
+        BackendChoice::Auto if nanokvm_detected() || cfg.device.library_dir.exists() => {
+            BackendChoice::Device
+        }
         BackendChoice::Auto => BackendChoice::Sim,
         b => b,
     };
-    if backend == BackendChoice::Device {
-        return Err(DaemonError::Backend(
-            "the device backend (vendor video library, /dev/hidg*, GPIO) is not part of this build yet; \
-             use --backend sim for the simulated target"
-                .into(),
-        ));
-    }
-    match &cfg.source {
-        Some(SourceSpec::Replay(path)) => Ok((
+    match (&cfg.source, backend) {
+        (Some(SourceSpec::Replay(path)), _) => Ok((
             Source::Replay(ReplaySource::load(path).map_err(DaemonError::Media)?),
             false,
         )),
-        None => sim_source(cfg.sim_stamp).map(|s| (s, true)),
+        (None, BackendChoice::Device) => device_source(cfg).map(|s| (s, false)),
+        (None, _) => sim_source(cfg.sim_stamp).map(|s| (s, true)),
     }
+}
+
+/// Opens the vendor library now, so that a missing or broken one stops start-up with a
+/// clear message instead of a stream that never starts.
+fn device_source(cfg: &Config) -> Result<Source, DaemonError> {
+    let library = nanokvm_ffi::VideoLibrary::open(&cfg.device.library_dir).map_err(|e| {
+        DaemonError::Backend(format!(
+            "device backend: {e}; point [device] library_dir (or --vendor-lib-dir) at the \
+             directory holding libkvm.so, or use --backend sim"
+        ))
+    })?;
+    let files = StateFiles::new(&cfg.device.root);
+    log::info!(
+        "vendor video library loaded from {}; OLED state files in {}",
+        cfg.device.library_dir.display(),
+        files.dir().display()
+    );
+    Ok(Source::Device(Box::new(DeviceSource::new(library, files))))
 }
 
 #[cfg(feature = "sim")]
@@ -174,6 +191,21 @@ fn sim_source(_stamp: bool) -> Result<Source, DaemonError> {
     ))
 }
 
+/// The device backend's housekeeping clock: the media thread only acts on commands, and the
+/// measured frame rate must fall to 0 when nothing is captured.
+async fn media_ticks(media: async_channel::Sender<media::MediaCmd>, clock: Clock) {
+    loop {
+        smol::Timer::after(Duration::from_secs(1)).await;
+        match media.try_send(media::MediaCmd::Tick {
+            now_us: clock.now_us(),
+        }) {
+            // A busy media thread gets the next one.
+            Ok(()) | Err(async_channel::TrySendError::Full(_)) => {}
+            Err(async_channel::TrySendError::Closed(_)) => break,
+        }
+    }
+}
+
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let (source, sim) = select_source(&cfg)?;
     let exposure = web::exposure::plan(&cfg.web, cfg.listen, !sim && nanokvm_detected())
@@ -219,8 +251,11 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         Some(root) => sim_hid_paths(root)?,
         None => cfg.hid.clone(),
     };
-    let jpeg_available = !matches!(source, Source::Replay(_));
+    // The device's one hardware encoder stays on H.264 (see ARCHITECTURE.md, "MJPEG on the
+    // device"); the replay source has only its file.
+    let jpeg_available = !matches!(source, Source::Replay(_) | Source::Device(_));
     let h264_available = source.has_h264();
+    let device = matches!(source, Source::Device(_));
     let metrics = Arc::new(Metrics::default());
     let media = media::spawn(source, metrics.clone())
         .map_err(|e| DaemonError::Io("starting the media thread", e))?;
@@ -328,6 +363,15 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             requests: atx_tx,
             power_long_ms: atx_config.power_long_ms,
         };
+        if device {
+            ex.spawn(watchdog::run(
+                Watchdog::new(&cfg.device.root),
+                shutdown_rx.clone(),
+            ))
+            .detach();
+            ex.spawn(media_ticks(media.handle.commands.clone(), clock))
+                .detach();
+        }
         let atx_task = ex.spawn(atx::run(
             atx_config,
             atx_rx,
@@ -372,6 +416,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 
         let what = match &cfg.source {
             Some(SourceSpec::Replay(path)) => format!("replaying {}", path.display()),
+            None if device => format!(
+                "device: video library in {}",
+                cfg.device.library_dir.display()
+            ),
             None => "simulated target".to_string(),
         };
         let scheme = exposure.scheme();

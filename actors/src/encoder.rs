@@ -2,8 +2,11 @@
 //! the work to the media thread, and fans the result out to viewers through the hub.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::Poll;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
@@ -11,7 +14,7 @@ use nanokvm_protocol::{Codec, KeyframeReason, StreamSettings, VideoStatus};
 
 use crate::capture::CaptureMsg;
 use crate::clock::{Clock, Micros};
-use crate::hub::{Delivery, Hub, ViewerId, ViewerQueues, ViewerSink, Waiting};
+use crate::hub::{Delivery, FrameSender, Hub, ViewerId, ViewerQueues, ViewerSink, Waiting};
 use crate::idr_policy::{FrameChange, IdrPolicy, IdrReason, PolicyConfig};
 use crate::media::{EncodeJob, EncodeReport, EncodedFrame, GrabReport, H264Job, MediaCmd};
 use crate::metrics::{Metrics, ViewerKind};
@@ -20,7 +23,7 @@ pub enum EncoderMsg {
     Join {
         id: ViewerId,
         codec: Codec,
-        frames: Sender<EncodedFrame>,
+        frames: FrameSender,
         /// Status and settings changes; `None` for plain HTTP streams, which have no use for them.
         events: Option<Sender<ViewerEvent>>,
         visible: bool,
@@ -270,6 +273,11 @@ impl<S: ViewerSink> EncoderCore<S> {
 
     fn announce_status(&mut self, report: &GrabReport) {
         let info = report.info;
+        // A signal of a size not known yet (the device learns it from its first frame): say
+        // nothing rather than "no signal" for a moment.
+        if info.signal && info.output_size.0 == 0 {
+            return;
+        }
         let status = VideoStatus {
             signal: info.signal && info.output_size.0 > 0,
             source_width: info.source_size.0,
@@ -413,13 +421,25 @@ pub async fn run(
 ) {
     let mut core: EncoderCore<ViewerQueues> = EncoderCore::new(settings, policy, metrics);
     let mut actions = Vec::new();
+    enum Input {
+        Msg(EncoderMsg),
+        Encoded(EncodeReport),
+    }
+    // Each wait lives until it completes: an `async-channel` receive allocates when it starts
+    // waiting, so a wait dropped and made anew every turn would allocate every turn.
+    let mut next_msg = pin!(mailbox.recv());
+    let mut next_encoded = pin!(encodes.recv());
     loop {
-        enum Input {
-            Msg(EncoderMsg),
-            Encoded(EncodeReport),
-        }
-        let input = future::or(async { mailbox.recv().await.map(Input::Msg) }, async {
-            encodes.recv().await.map(Input::Encoded)
+        let input = future::poll_fn(|cx| {
+            if let Poll::Ready(msg) = next_msg.as_mut().poll(cx) {
+                next_msg.set(mailbox.recv());
+                return Poll::Ready(msg.map(Input::Msg));
+            }
+            if let Poll::Ready(report) = next_encoded.as_mut().poll(cx) {
+                next_encoded.set(encodes.recv());
+                return Poll::Ready(report.map(Input::Encoded));
+            }
+            Poll::Pending
         })
         .await;
         match input {

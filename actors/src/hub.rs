@@ -8,6 +8,9 @@ use nanokvm_protocol::Codec;
 use crate::encoder::ViewerEvent;
 use crate::media::EncodedFrame;
 
+mod frame_queue;
+pub use frame_queue::{frame_queue, FrameReceiver, FrameSender};
+
 pub type ViewerId = u64;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -28,17 +31,14 @@ pub trait ViewerSink {
 
 /// The queues of a live viewer.
 pub struct ViewerQueues {
-    pub frames: async_channel::Sender<EncodedFrame>,
+    pub frames: FrameSender,
     /// `None` for plain HTTP streams, which have no use for announcements.
     pub events: Option<async_channel::Sender<ViewerEvent>>,
 }
 
 impl ViewerSink for ViewerQueues {
     fn try_push(&self, frame: &EncodedFrame) -> Result<(), PushError> {
-        self.frames.try_send(frame.clone()).map_err(|e| match e {
-            async_channel::TrySendError::Full(_) => PushError::Full,
-            async_channel::TrySendError::Closed(_) => PushError::Closed,
-        })
+        self.frames.try_push(frame)
     }
 
     fn tell(&self, event: &ViewerEvent) {

@@ -1,7 +1,7 @@
 //! nanokvmd: one process, one executor thread, actors talking over bounded channels, and one
 //! media thread for the work that blocks. See ARCHITECTURE.md.
 
-#[cfg(feature = "alloc-count")]
+#[cfg(any(feature = "alloc-count", test))]
 mod alloc_count;
 mod atx;
 mod auth;
@@ -10,6 +10,7 @@ mod cli;
 mod clock;
 mod config;
 mod daemon;
+mod device;
 mod encoder;
 mod hid;
 mod hub;
@@ -30,7 +31,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[cfg(feature = "alloc-count")]
+#[cfg(any(feature = "alloc-count", test))]
 #[global_allocator]
 static ALLOCATOR: alloc_count::CountingAlloc = alloc_count::CountingAlloc;
 

@@ -1,6 +1,6 @@
 /*
  * The C API of the NanoKVM vendor video library (libkvm.so), declared from the documented
- * behaviour (see ../shared/reference/nanokvm-device.md §1). nanokvmd loads the library at run
+ * behaviour (facts: the device reference, section 1). nanokvmd loads the library at run
  * time, so building needs neither this library nor its dependencies.
  */
 #ifndef NANOKVMD_KVM_VISION_H
@@ -15,7 +15,7 @@ void kvmv_deinit(void);
 /*
  * Captures and encodes one frame (blocking). width/height 0,0 follow the HDMI input.
  * type: 0 = MJPEG, 1 = H.264. qlty: JPEG quality (51..99) or H.264 kbit/s (500..10000).
- * On success *pp_data/*p_size hold a buffer the caller must release with free_kvmv_data.
+ * On success *pp_data and *p_size hold a buffer the caller must release with free_kvmv_data.
  * Returns the frame kind (0 JPEG, 3 IDR, 4 P, 5 unchanged) or a negative error.
  */
 int kvmv_read_img(uint16_t width, uint16_t height, uint8_t type, uint16_t qlty,

@@ -1,5 +1,17 @@
-//! The NanoKVM vendor video library (`libkvm.so`): its C API (`ffi/include/kvm_vision.h`) and
-//! the typed meaning of its results. Only this crate knows the vendor ABI.
+//! The NanoKVM vendor video library (`libkvm.so`, and `CVI_VENC_RequestIDR` from `libvenc.so`):
+//! its C API, loaded at run time ([`VideoLibrary`]), and the typed meaning of its results. Only
+//! this crate knows the vendor ABI.
+//!
+//! `bindings/` is bindgen's output for our own headers in `ffi/include/` (regenerate with
+//! `cargo xtask bindgen`); `library.rs` is the safe wrapper the daemon uses; `mock` (feature
+//! `mock`, tests only) builds a C stand-in for the vendor library.
+
+mod bindings;
+mod library;
+#[cfg(feature = "mock")]
+pub mod mock;
+
+pub use library::{Encoding, IdrMethod, LoadError, ReadRequest, VideoLibrary};
 
 /// What `kvmv_read_img` returned, as a type instead of a bare integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +45,8 @@ pub enum ReadError {
     ResolutionError,
     /// Any code the library is not documented to return (including the retired 1 and 2).
     Unknown(i32),
+    /// A frame code came with no buffer (a null pointer): nothing to show.
+    NoData,
 }
 
 impl ReadOutcome {
@@ -80,6 +94,7 @@ impl std::fmt::Display for ReadError {
             ReadError::LockTimeout => "video library busy",
             ReadError::UnsupportedResolution => "unsupported input resolution",
             ReadError::ResolutionError => "input resolution could not be detected",
+            ReadError::NoData => "the library reported a frame without data",
             ReadError::Unknown(code) => return write!(f, "unknown video library result {code}"),
         };
         f.write_str(text)

@@ -10,6 +10,9 @@
 //!   feature and runs the measurement program (`tests/examples/bench/`), which prints the
 //!   table and writes `<target>/bench/report.{json,md}`. Not part of `ci`: it measures, it
 //!   does not test.
+//! - `bindgen`: regenerates `ffi/src/bindings/` from `ffi/include/` with the separate program
+//!   in `xtask/bindgen/` (outside the workspace, so bindgen and libclang are compiled only
+//!   here, never by `ci`). Needs libclang (Debian: libclang-dev).
 
 mod dist;
 mod elf;
@@ -39,6 +42,7 @@ const TLS_E2E_TESTS: &[&str] = &[
     "atx",
     "auth",
     "cli",
+    "device",
     "hid",
     "replay",
     "robustness",
@@ -55,8 +59,9 @@ fn main() -> ExitCode {
         "dist" => ensure_system_packages()
             .and_then(|()| dist::dist(&std::env::args().skip(2).collect::<Vec<_>>())),
         "bench" => bench(&std::env::args().skip(2).collect::<Vec<_>>()),
+        "bindgen" => bindgen(),
         _ => Err(
-            "usage: cargo xtask ci | e2e | dist [--no-smoke] | bench [--quick] [--no-browser]"
+            "usage: cargo xtask ci | e2e | dist [--no-smoke] | bench [--quick] [--no-browser] | bindgen"
                 .to_string(),
         ),
     };
@@ -280,4 +285,34 @@ fn browser_tests(root: &Path) -> Result<(), String> {
     let dir = root.join("tests/browser");
     run(&dir, "npm", &["ci", "--no-audit", "--no-fund"])?;
     run(&dir, "node", &["--test", "--test-concurrency=1"])
+}
+
+/// The FFI declarations, regenerated from our headers; the output is committed, so only a
+/// change to `ffi/include/` needs this.
+fn bindgen() -> Result<(), String> {
+    let root = root();
+    let manifest = root.join("xtask/bindgen/Cargo.toml");
+    let (manifest, workspace) = (manifest.to_string_lossy(), root.to_string_lossy());
+    run(
+        &root,
+        "cargo",
+        &[
+            "run",
+            "--quiet",
+            "--manifest-path",
+            manifest.as_ref(),
+            "--",
+            workspace.as_ref(),
+        ],
+    )?;
+    run(
+        &root,
+        "rustfmt",
+        &[
+            "--edition",
+            "2021",
+            "ffi/src/bindings/kvm_vision.rs",
+            "ffi/src/bindings/cvi_venc.rs",
+        ],
+    )
 }

@@ -13,6 +13,9 @@ pub mod scale;
 #[cfg(any(feature = "soft-h264", all(feature = "sim", test)))]
 pub mod yuv;
 
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
@@ -122,27 +125,32 @@ pub async fn run(
     // up in a burst.
     let mut next_tick = Instant::now() + pacer.period();
     let mut timer = smol::Timer::at(next_tick);
+    enum Input {
+        Tick,
+        Msg(CaptureMsg),
+        Grabbed(GrabReport),
+        Closed,
+    }
+    // Each wait lives until it completes: an `async-channel` receive allocates when it starts
+    // waiting, so a wait dropped and made anew every tick would allocate every tick.
+    let mut next_msg = pin!(mailbox.recv());
+    let mut next_grab = pin!(grabs.recv());
     loop {
-        enum Input {
-            Tick,
-            Msg(CaptureMsg),
-            Grabbed(GrabReport),
-            Closed,
-        }
-        let input = future::or(
-            async { mailbox.recv().await.map_or(Input::Closed, Input::Msg) },
-            future::or(
-                async { grabs.recv().await.map_or(Input::Closed, Input::Grabbed) },
-                async {
-                    // An idle capture does not even wake up.
-                    if !pacer.is_active() {
-                        future::pending::<()>().await;
-                    }
-                    (&mut timer).await;
-                    Input::Tick
-                },
-            ),
-        )
+        let input = future::poll_fn(|cx| {
+            if let Poll::Ready(msg) = next_msg.as_mut().poll(cx) {
+                next_msg.set(mailbox.recv());
+                return Poll::Ready(msg.map_or(Input::Closed, Input::Msg));
+            }
+            if let Poll::Ready(report) = next_grab.as_mut().poll(cx) {
+                next_grab.set(grabs.recv());
+                return Poll::Ready(report.map_or(Input::Closed, Input::Grabbed));
+            }
+            // An idle capture does not even wake up.
+            if pacer.is_active() && Pin::new(&mut timer).poll(cx).is_ready() {
+                return Poll::Ready(Input::Tick);
+            }
+            Poll::Pending
+        })
         .await;
         match input {
             Input::Closed => break,

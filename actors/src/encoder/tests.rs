@@ -220,6 +220,29 @@ fn a_stalled_viewer_causes_no_idr_storm() {
 }
 
 #[test]
+fn a_signal_of_unknown_size_is_not_announced_as_no_signal() {
+    let mut c = core();
+    let mut out = Vec::new();
+    let sink = TestSink::new(8);
+    c.join(1, Codec::H264, sink.clone(), true, &mut out);
+    c.captured(0, grab(1, CHANGED, (0, 0)), &mut out);
+    assert!(
+        !sink
+            .events
+            .borrow()
+            .iter()
+            .any(|e| matches!(e, ViewerEvent::VideoStatus(_))),
+        "nothing known yet"
+    );
+    assert!(job(&out).is_some(), "the frame is read all the same");
+    c.captured(33_000, grab(2, CHANGED, (1280, 720)), &mut out);
+    assert!(matches!(
+        sink.events.borrow().last(),
+        Some(ViewerEvent::VideoStatus(s)) if s.signal && s.width == 1280
+    ));
+}
+
+#[test]
 fn resolution_change_is_announced_and_forces_an_idr() {
     let mut c = core();
     let mut out = Vec::new();

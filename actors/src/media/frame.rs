@@ -22,6 +22,7 @@ pub struct EncodedFrame {
 impl EncodedFrame {
     /// A fresh buffer for an encoder to append its payload to, with room for the prefix in
     /// front. The media thread takes its buffers from a [`FramePool`] instead.
+    #[cfg(test)]
     pub fn payload_buffer(capacity: usize) -> BytesMut {
         let mut buf = BytesMut::with_capacity(VIDEO_PREFIX_MAX + capacity);
         buf.resize(VIDEO_PREFIX_MAX, 0);
@@ -70,15 +71,15 @@ impl EncodedFrame {
     }
 }
 
-/// Recycles frame buffers: it keeps a handle to each buffer it hands out and takes one back
-/// once no viewer holds it any more. Bounded: it remembers at most `limit` buffers, so a pile of
-/// frames held by slow viewers is freed by them, not kept here.
-pub struct FramePool {
+/// Recycles shared buffers: it keeps a handle to each buffer it hands out and takes one back
+/// once nobody else holds it any more. Bounded: it remembers at most `limit` buffers, so a pile
+/// of buffers held by slow viewers is freed by them, not kept here.
+pub struct BufferPool {
     handed_out: VecDeque<Bytes>,
     limit: usize,
 }
 
-impl FramePool {
+impl BufferPool {
     pub fn new(limit: usize) -> Self {
         Self {
             handed_out: VecDeque::with_capacity(limit),
@@ -86,7 +87,7 @@ impl FramePool {
         }
     }
 
-    /// An empty buffer with room for the prefix; reused when one is free, new otherwise.
+    /// An empty buffer: one nobody holds any more, or a new one of `capacity` bytes.
     pub fn take(&mut self, capacity: usize) -> BytesMut {
         let free = self.handed_out.iter().position(Bytes::is_unique);
         let reused = free
@@ -95,20 +96,54 @@ impl FramePool {
         match reused {
             Some(mut buf) => {
                 buf.clear();
-                buf.resize(VIDEO_PREFIX_MAX, 0);
                 buf
             }
-            None => EncodedFrame::payload_buffer(capacity),
+            None => {
+                let mut buf = BytesMut::with_capacity(capacity);
+                // Splitting makes the buffer reference-counted now, once. A fresh `BytesMut`
+                // is a plain vector, and a vector frozen into `Bytes` allocates its reference
+                // count at the first clone; a buffer that went back to being a vector on every
+                // reuse would cost an allocation per use.
+                drop(buf.split_to(0));
+                buf
+            }
         }
+    }
+
+    /// Freezes a buffer from [`Self::take`] and remembers it for reuse.
+    pub fn hand_out(&mut self, buf: BytesMut) -> Bytes {
+        let whole = buf.freeze();
+        self.keep(whole.clone());
+        whole
+    }
+
+    fn keep(&mut self, whole: Bytes) {
+        if self.handed_out.len() == self.limit {
+            self.handed_out.pop_front();
+        }
+        self.handed_out.push_back(whole);
+    }
+}
+
+/// The media thread's frame buffers, recycled through a [`BufferPool`].
+pub struct FramePool(BufferPool);
+
+impl FramePool {
+    pub fn new(limit: usize) -> Self {
+        Self(BufferPool::new(limit))
+    }
+
+    /// An empty buffer with room for the prefix; reused when one is free, new otherwise.
+    pub fn take(&mut self, capacity: usize) -> BytesMut {
+        let mut buf = self.0.take(VIDEO_PREFIX_MAX + capacity);
+        buf.resize(VIDEO_PREFIX_MAX, 0);
+        buf
     }
 
     /// Seals a buffer from [`Self::take`] and remembers it for reuse.
     pub fn seal(&mut self, header: VideoHeader, buf: BytesMut) -> EncodedFrame {
         let (frame, whole) = EncodedFrame::seal_shared(header, buf);
-        if self.handed_out.len() == self.limit {
-            self.handed_out.pop_front();
-        }
-        self.handed_out.push_back(whole);
+        self.0.keep(whole);
         frame
     }
 }
@@ -193,8 +228,11 @@ mod tests {
                 pool.seal(header, buf)
             })
             .collect();
-        assert_eq!(pool.handed_out.len(), 2);
+        assert_eq!(pool.0.handed_out.len(), 2);
         drop(held);
-        assert_eq!(pool.handed_out.iter().filter(|b| b.is_unique()).count(), 2);
+        assert_eq!(
+            pool.0.handed_out.iter().filter(|b| b.is_unique()).count(),
+            2
+        );
     }
 }

@@ -8,6 +8,7 @@
 #![cfg_attr(not(feature = "sim"), allow(dead_code, unused_variables))]
 
 pub mod annexb;
+mod device;
 pub mod frame;
 #[cfg(feature = "soft-h264")]
 mod h264;
@@ -25,6 +26,7 @@ use nanokvm_protocol::{Codec, StreamSettings, VideoHeader};
 
 use crate::clock::Micros;
 use crate::metrics::Metrics;
+pub use device::DeviceSource;
 pub use frame::{EncodedFrame, FramePool};
 pub use replay::ReplaySource;
 pub use source::{GrabInfo, Source};
@@ -33,6 +35,8 @@ pub use source::{GrabInfo, Source};
 pub enum MediaError {
     Encoder(String),
     Replay(String),
+    /// The vendor video library's answer (device backend).
+    Device(String),
     Unsupported(&'static str),
 }
 
@@ -41,6 +45,7 @@ impl std::fmt::Display for MediaError {
         match self {
             MediaError::Encoder(m) => write!(f, "encoder: {m}"),
             MediaError::Replay(m) => write!(f, "replay source: {m}"),
+            MediaError::Device(m) => write!(f, "video library: {m}"),
             MediaError::Unsupported(m) => write!(f, "{m}"),
         }
     }
@@ -61,6 +66,8 @@ pub enum MediaCmd {
     /// Encode a picture; always answered with an [`EncodeReport`] (empty when a newer grab
     /// replaced the picture).
     Encode(EncodeJob),
+    /// Device backend: time passes (about once a second, also while nothing is captured).
+    Tick { now_us: Micros },
     /// Simulated target only: switch its console (Ctrl+Alt+Fn).
     SwitchConsole {
         console: u8,
@@ -178,6 +185,12 @@ pub fn spawn(source: Source, metrics: Arc<Metrics>) -> std::io::Result<MediaThre
                             EncodeReport::skipped(job.grab_seq)
                         };
                         enc_tx.send_blocking(report).is_ok()
+                    }
+                    MediaCmd::Tick { now_us } => {
+                        if let Source::Device(device) = &mut worker.source {
+                            device.tick(now_us);
+                        }
+                        true
                     }
                     MediaCmd::SwitchConsole { console, reply } => {
                         let _ = reply.try_send(worker.switch_console(console));
@@ -341,7 +354,13 @@ impl Worker {
                 Some(frame)
             }
             Err(e) => {
-                log::warn!("frame {} not encoded: {e}", self.grab_seq);
+                // The device source logs its library's errors itself, once per kind in a row
+                // (a target that is off would otherwise log every second).
+                if matches!(e, MediaError::Device(_)) {
+                    log::debug!("frame {} not encoded: {e}", self.grab_seq);
+                } else {
+                    log::warn!("frame {} not encoded: {e}", self.grab_seq);
+                }
                 None
             }
         }
@@ -371,6 +390,14 @@ impl Worker {
                 Source::Replay(replay) => {
                     let mut buf = self.pool.take(64 * 1024);
                     let keyframe = replay.read(job.force_idr, &mut buf)?;
+                    (buf, keyframe)
+                }
+                Source::Device(device) => {
+                    let mut buf = self.pool.take(64 * 1024);
+                    let (keyframe, size) =
+                        device.read_h264(self.capture_us, job, &self.settings, &mut buf)?;
+                    // The header says what the frame holds, which the grab could only predict.
+                    self.output_size = size;
                     (buf, keyframe)
                 }
             };

@@ -1,7 +1,9 @@
-//! Where pictures come from: the simulated target's screen, or a replayed H.264 file.
+//! Where pictures come from: the simulated target's screen, a replayed H.264 file, or the
+//! device's capture and hardware encoder.
 
 use nanokvm_protocol::Resolution;
 
+use super::device::DeviceSource;
 use super::replay::ReplaySource;
 #[cfg(feature = "sim")]
 use crate::capture::change::{Change, ChangeDetector};
@@ -30,6 +32,8 @@ pub enum Source {
     #[cfg(feature = "sim")]
     Sim(Box<SimCapture>),
     Replay(ReplaySource),
+    /// The NanoKVM's capture and hardware encoder, through the vendor library.
+    Device(Box<DeviceSource>),
 }
 
 impl Source {
@@ -39,7 +43,7 @@ impl Source {
         match self {
             #[cfg(feature = "sim")]
             Source::Sim(_) => cfg!(feature = "soft-h264"),
-            Source::Replay(_) => true,
+            Source::Replay(_) | Source::Device(_) => true,
         }
     }
 
@@ -57,6 +61,7 @@ impl Source {
                     output_size: replay.size(),
                 }
             }
+            Source::Device(device) => device.grab(capture_us, resolution),
         }
     }
 }

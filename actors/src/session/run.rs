@@ -6,7 +6,10 @@
 //! sends, in this order of priority: shutdown and the reader's replies and closes, encoder
 //! events, frames, pings.
 
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
@@ -23,7 +26,7 @@ use crate::auth::SessionGuard;
 use crate::clock::Clock;
 use crate::encoder::{EncoderMsg, Membership, ViewerEvent};
 use crate::hid::{HidMsg, PasteOutcome};
-use crate::hub::ViewerId;
+use crate::hub::{frame_queue, FrameReceiver, FrameSender, ViewerId};
 use crate::media::EncodedFrame;
 use crate::metrics::{Metrics, ViewerKind};
 
@@ -64,7 +67,7 @@ enum Control {
 
 /// The queues the session hands to the encoder actor when the client says Hello.
 struct Queues {
-    frames: Sender<EncodedFrame>,
+    frames: FrameSender,
     events: Sender<ViewerEvent>,
 }
 
@@ -108,7 +111,7 @@ pub async fn run<R, W>(
     } = links;
     // A paste's answer comes back here; one at a time is all a client may have.
     let (paste_tx, paste_rx) = async_channel::bounded(2);
-    let (frames_tx, frames_rx) = async_channel::bounded(FRAME_QUEUE);
+    let (frames_tx, frames_rx) = frame_queue(FRAME_QUEUE);
     let (events_tx, events_rx) = async_channel::bounded(16);
     let (control_tx, control_rx) = async_channel::bounded(16);
     // A client has at most one press running; the rest of its requests are refused at once.
@@ -131,8 +134,17 @@ pub async fn run<R, W>(
     let ending = future::or(
         read(&mut ws, id, &encoder, clock, &control_tx, queues, input),
         write(
-            &mut out, id, frames_rx, events_rx, control_rx, &shutdown, devices, paste_rx, atx_rx,
-            &auth, &metrics,
+            &mut out,
+            id,
+            frames_rx,
+            events_rx,
+            control_rx,
+            &shutdown,
+            devices,
+            paste_rx,
+            atx_rx,
+            auth.revoked(),
+            &metrics,
         ),
     )
     .await;
@@ -308,18 +320,23 @@ fn encoder_msg(id: ViewerId, request: Request, queues: &mut Option<Queues>) -> O
 
 /// Writes to the client until the session ends: at shutdown, on a failed write (the peer is
 /// gone or took nothing for the write deadline) or when the reader hands over a close.
+///
+/// Every wait lives across loop turns and is made anew only once it has completed: an
+/// `async-channel` receive allocates when it starts waiting, so waits rebuilt per frame would
+/// cost allocations per frame per viewer. Frames come from the hub's [`FrameReceiver`], which
+/// never allocates.
 #[allow(clippy::too_many_arguments)]
 async fn write<W>(
     out: &mut WsWriter<W>,
     id: ViewerId,
-    frames: Receiver<EncodedFrame>,
+    frames: FrameReceiver,
     events: Receiver<ViewerEvent>,
     control: Receiver<Control>,
     shutdown: &Receiver<()>,
-    mut devices: DeviceFeeds,
+    devices: DeviceFeeds,
     pastes: Receiver<PasteOutcome>,
     atx: Receiver<AtxReply>,
-    auth: &SessionGuard,
+    revoked: impl Future<Output = ()>,
     metrics: &Metrics,
 ) -> Ending
 where
@@ -330,52 +347,71 @@ where
         Event(ViewerEvent),
         Device(Vec<u8>),
         Atx(AtxReply),
+        Paste(PasteOutcome),
         Control(Control),
         Ping,
         Shutdown,
         Revoked,
     }
-    // Device state is the client's business only once it has said Hello (after `Welcome`).
-    let mut welcomed = false;
+    // Device state is the client's business only once it has said Hello (after `Welcome`):
+    // until then the feeds wait here, and no future watches them.
+    let mut idle_feeds = Some(devices);
+    let device_change = |mut feeds: DeviceFeeds| async move {
+        let message = feeds.changed().await;
+        (message, feeds)
+    };
+    let mut device_next = pin!(no_future_of(device_change));
+    let mut shutdown_next = pin!(shutdown.recv());
+    let mut revoked = pin!(revoked);
+    let mut control_next = pin!(recv_or_pending(&control));
+    let mut event_next = pin!(recv_or_pending(&events));
+    let mut atx_next = pin!(recv_or_pending(&atx));
+    let mut paste_next = pin!(recv_or_pending(&pastes));
     let mut ping_timer = smol::Timer::interval(PING_INTERVAL);
     let mut messages = Vec::new();
     loop {
-        // Control first (shutdown, replies, closes), then events, then frames.
-        let control = future::or(
-            async {
-                let _ = shutdown.recv().await;
-                Next::Shutdown
-            },
-            future::or(
-                async {
-                    auth.revoked().await;
-                    Next::Revoked
-                },
-                async { Next::Control(recv_or_pending(&control).await) },
-            ),
-        );
-        let events = future::or(
-            async { Next::Event(recv_or_pending(&events).await) },
-            future::or(
-                async {
-                    if !welcomed {
-                        future::pending::<()>().await;
-                    }
-                    Next::Device(devices.changed().await)
-                },
-                async { Next::Atx(recv_or_pending(&atx).await) },
-            ),
-        );
-        let events = future::or(events, async {
-            Next::Device(super::paste_reply(&recv_or_pending(&pastes).await))
-        });
-        let frames = async { Next::Frame(recv_or_pending(&frames).await) };
-        let ping = async {
-            ping_timer.next().await;
-            Next::Ping
-        };
-        // The ping before frames: a client that never drains its queue still gets pinged.
-        let next = future::or(control, future::or(events, future::or(ping, frames))).await;
+        // Control first (shutdown, replies, closes), then events, then pings, then frames; the
+        // ping before frames, so a client that never drains its queue still gets pinged.
+        let next = future::poll_fn(|cx| {
+            // Shutdown and revocation end the loop: their futures are never polled again.
+            if shutdown_next.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Next::Shutdown);
+            }
+            if revoked.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Next::Revoked);
+            }
+            if let Poll::Ready(c) = control_next.as_mut().poll(cx) {
+                control_next.set(recv_or_pending(&control));
+                return Poll::Ready(Next::Control(c));
+            }
+            if let Poll::Ready(e) = event_next.as_mut().poll(cx) {
+                event_next.set(recv_or_pending(&events));
+                return Poll::Ready(Next::Event(e));
+            }
+            if let Some(change) = device_next.as_mut().as_pin_mut() {
+                if let Poll::Ready((message, feeds)) = change.poll(cx) {
+                    device_next.set(Some(device_change(feeds)));
+                    return Poll::Ready(Next::Device(message));
+                }
+            }
+            if let Poll::Ready(a) = atx_next.as_mut().poll(cx) {
+                atx_next.set(recv_or_pending(&atx));
+                return Poll::Ready(Next::Atx(a));
+            }
+            if let Poll::Ready(p) = paste_next.as_mut().poll(cx) {
+                paste_next.set(recv_or_pending(&pastes));
+                return Poll::Ready(Next::Paste(p));
+            }
+            if Pin::new(&mut ping_timer).poll_next(cx).is_ready() {
+                return Poll::Ready(Next::Ping);
+            }
+            match frames.poll_recv(cx) {
+                Poll::Ready(Some(frame)) => Poll::Ready(Next::Frame(frame)),
+                // The hub let go of this viewer: no more frames, the rest goes on.
+                Poll::Ready(None) | Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
         let sent = match next {
             Next::Frame(frame) => {
                 let sent = out.binary(frame.wire()).await;
@@ -388,9 +424,11 @@ where
             Next::Ping => out.ping().await,
             Next::Event(event) => {
                 super::event(&event, &mut messages);
-                if !welcomed && matches!(event, ViewerEvent::Welcome { .. }) {
-                    welcomed = true;
-                    devices.snapshot(&mut messages);
+                if matches!(event, ViewerEvent::Welcome { .. }) {
+                    if let Some(mut feeds) = idle_feeds.take() {
+                        feeds.snapshot(&mut messages);
+                        device_next.set(Some(device_change(feeds)));
+                    }
                 }
                 send_all(out, &mut messages).await
             }
@@ -399,6 +437,7 @@ where
                 Some(message) => out.binary(&Bytes::from(message)).await,
                 None => Ok(()),
             },
+            Next::Paste(outcome) => out.binary(&Bytes::from(super::paste_reply(&outcome))).await,
             Next::Control(Control::Reply(bytes)) => out.binary(&bytes).await,
             Next::Control(Control::Pong(payload)) => out.pong(&payload).await,
             Next::Control(Control::End(ending)) => return ending,
@@ -418,6 +457,11 @@ where
             return Ending::Gone;
         }
     }
+}
+
+/// `None`, of the type of the futures `make` makes: an empty slot for them.
+fn no_future_of<A, F: Future>(_make: impl FnOnce(A) -> F) -> Option<F> {
+    None
 }
 
 async fn recv_or_pending<T>(rx: &Receiver<T>) -> T {
@@ -483,3 +527,6 @@ async fn timeout<T>(d: Duration, fut: impl std::future::Future<Output = T>) -> O
     })
     .await
 }
+
+#[cfg(test)]
+mod tests;

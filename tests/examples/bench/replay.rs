@@ -203,6 +203,13 @@ fn measure(run: &mut Run, plan: &Plan, file: &Path) {
             w4.cpu_ms_per_s,
             w4.frames_received as f64 / w4.secs / 4.0,
         )];
+        // Allocations per frame by number of viewers: what the fan-out itself allocates shows
+        // as a difference between them.
+        let per_frame = |w: &Window| {
+            let frames = delta(&w.m0, &w.m1, FRAMES).filter(|f| *f > 0.0)?;
+            Some(delta(&w.m0, &w.m1, HEAP_ALLOCS)? / frames)
+        };
+        let mut allocs = vec![(4usize, per_frame(&w4))];
         for n in [1usize, 8] {
             let viewers = Viewers::start(addr, n);
             viewers.wait_frames(10, Duration::from_secs(10))?;
@@ -214,7 +221,20 @@ fn measure(run: &mut Run, plan: &Plan, file: &Path) {
                 w.cpu_ms_per_s,
                 w.frames_received as f64 / w.secs / n as f64,
             ));
+            allocs.push((n, per_frame(&w)));
         }
+        allocs.sort_by_key(|a| a.0);
+        let row = Row::new(
+            "2c",
+            "heap allocations per frame for 1 / 4 / 8 viewers (scrapes included)",
+        )
+        .source("replay (synthetic busy stream, 4 Mbit/s), 720p30, WebSocket viewers");
+        run.report.rows.push(match allocs.iter().map(|a| a.1).collect::<Option<Vec<f64>>>() {
+            Some(v) => row
+                .value(format!("{:.2} / {:.2} / {:.2}", v[0], v[1], v[2]))
+                .data(json!({ "per_frame": allocs.iter().map(|a| json!({"viewers": a.0, "per_frame": a.1})).collect::<Vec<_>>() })),
+            None => row.not_measured("the daemon was built without the alloc-count feature"),
+        });
         cpu.sort_by_key(|c| c.0);
         let at = |n: usize| cpu.iter().find(|c| c.0 == n).map_or(f64::NAN, |c| c.1);
         let ratio = at(8) / at(1);
