@@ -1,8 +1,8 @@
 //! `cargo xtask <task>`: the project's chores in one place.
 //!
 //! - `ci`: everything CI checks — installs missing system packages (Debian), then format,
-//!   lints, unit and end-to-end tests (once over HTTP, once over HTTPS), and the browser tests
-//!   in headless Chromium.
+//!   lints (also of the daemon's other feature sets), unit and end-to-end tests (once over
+//!   HTTP, once over HTTPS), the browser tests in headless Chromium, and `dist`.
 //! - `e2e`: only the end-to-end and browser tests (the daemon is built first).
 //! - `dist [--no-smoke]`: the NanoKVM build (riscv64 musl) and its bundle, checked, and the
 //!   simulated target built for riscv64 and run under qemu (see `dist.rs`). Part of `ci`.
