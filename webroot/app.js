@@ -112,6 +112,12 @@ function onWorkerMessage(msg) {
       atx.showDone(msg.done);
       break;
     case 'serverError':
+      // A daemon without H.264 for its source says so when video is asked for: MJPEG it is.
+      if (msg.code === 'CodecUnavailable') {
+        showNotice(`No H.264 from this server: ${msg.message}. Showing MJPEG instead.`);
+        setMode('mjpeg');
+        break;
+      }
       showNotice(`Server: ${msg.message} (${msg.code})`);
       // A refused change leaves the settings as they were; the form says so.
       if (msg.code === 'InvalidSettings' && serverSettings !== null) settingsForm.showSettings(serverSettings);

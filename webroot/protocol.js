@@ -357,6 +357,7 @@ const ErrorCode = enumeration('ErrorCode', [
   ['TooLarge', null],
   ['Unavailable', null],
   ['Busy', null],
+  ['CodecUnavailable', null],
 ]);
 
 const KeyboardLayout = enumeration('KeyboardLayout', [

@@ -254,6 +254,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     // The device's one hardware encoder stays on H.264 (see ARCHITECTURE.md, "MJPEG on the
     // device"); the replay source has only its file.
     let jpeg_available = !matches!(source, Source::Replay(_) | Source::Device(_));
+    let h264_available = source.has_h264();
     let device = matches!(source, Source::Device(_));
     let metrics = Arc::new(Metrics::default());
     let media = media::spawn(source, metrics.clone())
@@ -388,6 +389,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             Rc::downgrade(&ex),
             sim,
             jpeg_available,
+            h264_available,
             DeviceFeeds {
                 hid: hid_feed,
                 atx: atx_feed,

@@ -21,7 +21,8 @@ mod server_path;
 mod session;
 #[cfg(feature = "sim")]
 mod sim;
-#[cfg(test)]
+// Timing helpers for the pixel code's tests, which exist with the simulated target only.
+#[cfg(all(test, feature = "sim"))]
 mod timing;
 mod watch;
 mod web;

@@ -162,6 +162,10 @@ pub enum ErrorCode {
     Unavailable,
     /// Refused because something else is in progress (a button press, a paste).
     Busy,
+    /// The WebSocket's video codec (H.264) cannot be served by this daemon: the client gets no
+    /// video there and should use MJPEG (`/api/stream/mjpeg`). Sent after `Hello` and after
+    /// each `Visibility { visible: true }`.
+    CodecUnavailable,
 }
 
 #[derive(Debug, PartialEq)]

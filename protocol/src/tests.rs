@@ -213,6 +213,13 @@ pub(crate) fn golden_server() -> Vec<(&'static str, ServerMsg<'static>)> {
                 message: "busy",
             },
         ),
+        (
+            "server_error_codec_unavailable",
+            ServerMsg::Error {
+                code: ErrorCode::CodecUnavailable,
+                message: "no H.264",
+            },
+        ),
     ]
 }
 

@@ -1,9 +1,11 @@
 //! `cargo xtask <task>`: the project's chores in one place.
 //!
 //! - `ci`: everything CI checks — installs missing system packages (Debian), then format,
-//!   lints, unit and end-to-end tests (once over HTTP, once over HTTPS), and the browser tests
-//!   in headless Chromium.
+//!   lints (also of the daemon's other feature sets), unit and end-to-end tests (once over
+//!   HTTP, once over HTTPS), the browser tests in headless Chromium, and `dist`.
 //! - `e2e`: only the end-to-end and browser tests (the daemon is built first).
+//! - `dist [--no-smoke]`: the NanoKVM build (riscv64 musl) and its bundle, checked, and the
+//!   simulated target built for riscv64 and run under qemu (see `dist.rs`). Part of `ci`.
 //! - `bench [--quick] [--no-browser]`: builds the daemon in release with the `alloc-count`
 //!   feature and runs the measurement program (`tests/examples/bench/`), which prints the
 //!   table and writes `<target>/bench/report.{json,md}`. Not part of `ci`: it measures, it
@@ -12,12 +14,16 @@
 //!   in `xtask/bindgen/` (outside the workspace, so bindgen and libclang are compiled only
 //!   here, never by `ci`). Needs libclang (Debian: libclang-dev).
 
+mod dist;
+mod elf;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Debian packages the tests need: nasm makes OpenH264 build with its assembly (3x faster
 /// encoding), chromium runs the browser tests, shellcheck checks the init scripts, ffmpeg and
-/// curl show that API tokens work with the tools people use.
+/// curl show that API tokens work with the tools people use; qemu-user runs the riscv64 build,
+/// pip fetches zig for the cross build (`cargo xtask dist`).
 const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("nasm", "nasm"),
     ("shellcheck", "shellcheck"),
@@ -26,6 +32,8 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("npm", "npm"),
     ("ffmpeg", "ffmpeg"),
     ("curl", "curl"),
+    ("qemu-riscv64", "qemu-user"),
+    ("pip3", "python3-pip"),
 ];
 
 /// The end-to-end tests that run a second time over HTTPS/WSS (`NANOKVM_E2E_TLS=1`): all but
@@ -48,9 +56,14 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "ci" => ci(),
         "e2e" => e2e(),
+        "dist" => ensure_system_packages()
+            .and_then(|()| dist::dist(&std::env::args().skip(2).collect::<Vec<_>>())),
         "bench" => bench(&std::env::args().skip(2).collect::<Vec<_>>()),
         "bindgen" => bindgen(),
-        _ => Err("usage: cargo xtask ci|e2e|bench [--quick] [--no-browser]|bindgen".to_string()),
+        _ => Err(
+            "usage: cargo xtask ci | e2e | dist [--no-smoke] | bench [--quick] [--no-browser] | bindgen"
+                .to_string(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -150,10 +163,22 @@ fn ci() -> Result<(), String> {
             "warnings",
         ],
     )?;
+    // The daemon's other feature sets: the device build, and the simulated target without
+    // OpenH264 (what runs under qemu).
+    for features in [
+        &["--no-default-features"][..],
+        &["--no-default-features", "--features", "sim"],
+    ] {
+        let mut args = vec!["clippy", "-p", "nanokvmd", "--all-targets"];
+        args.extend_from_slice(features);
+        args.extend_from_slice(&["--", "-D", "warnings"]);
+        run(&root, "cargo", &args)?;
+    }
     run(&root, "cargo", &["build", "-p", "nanokvmd"])?;
     run(&root, "cargo", &["test", "--workspace"])?;
     e2e_over_tls(&root)?;
-    browser_tests(&root)
+    browser_tests(&root)?;
+    dist::dist(&[])
 }
 
 /// Every shell script installed on the device, checked as POSIX sh.

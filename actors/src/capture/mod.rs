@@ -9,7 +9,8 @@
 pub mod change;
 #[cfg(feature = "sim")]
 pub mod scale;
-#[cfg(feature = "sim")]
+// RGB → I420 for the software H.264 encoder (the glass-to-glass stamp's tests use it too).
+#[cfg(any(feature = "soft-h264", all(feature = "sim", test)))]
 pub mod yuv;
 
 use std::future::Future;

@@ -10,7 +10,7 @@
 pub mod annexb;
 mod device;
 pub mod frame;
-#[cfg(feature = "sim")]
+#[cfg(feature = "soft-h264")]
 mod h264;
 #[cfg(feature = "sim")]
 mod jpeg;
@@ -239,7 +239,7 @@ struct Worker {
     grab_seq: u64,
     capture_us: Micros,
     output_size: (u16, u16),
-    #[cfg(feature = "sim")]
+    #[cfg(feature = "soft-h264")]
     h264: h264::H264Encoder,
     h264_seq: u32,
     jpeg_seq: u32,
@@ -259,7 +259,7 @@ impl Worker {
             grab_seq: 0,
             capture_us: 0,
             output_size: (0, 0),
-            #[cfg(feature = "sim")]
+            #[cfg(feature = "soft-h264")]
             h264: h264::H264Encoder::new(),
             h264_seq: 0,
             jpeg_seq: 0,
@@ -368,33 +368,39 @@ impl Worker {
 
     fn encode_h264(&mut self, job: H264Job) -> Result<EncodedFrame, MediaError> {
         let seq = self.h264_seq;
-        let (buf, keyframe) = match &mut self.source {
-            #[cfg(feature = "sim")]
-            Source::Sim(sim) => {
-                let mut buf = self.pool.take(64 * 1024);
-                let r = self.h264.encode(
-                    sim.i420(),
-                    &self.settings,
-                    job.force_idr,
-                    job.quality_boost,
-                    &mut buf,
-                )?;
-                (buf, r.keyframe)
-            }
-            Source::Replay(replay) => {
-                let mut buf = self.pool.take(64 * 1024);
-                let keyframe = replay.read(job.force_idr, &mut buf)?;
-                (buf, keyframe)
-            }
-            Source::Device(device) => {
-                let mut buf = self.pool.take(64 * 1024);
-                let (keyframe, size) =
-                    device.read_h264(self.capture_us, job, &self.settings, &mut buf)?;
-                // The header says what the frame holds, which the grab could only predict.
-                self.output_size = size;
-                (buf, keyframe)
-            }
-        };
+        let (buf, keyframe) =
+            match &mut self.source {
+                // Nobody is given an H.264 stream of this source (`Source::has_h264`).
+                #[cfg(all(feature = "sim", not(feature = "soft-h264")))]
+                Source::Sim(_) => return Err(MediaError::Unsupported(
+                    "no H.264 encoder for the simulated target in this build (feature `soft-h264`)",
+                )),
+                #[cfg(feature = "soft-h264")]
+                Source::Sim(sim) => {
+                    let mut buf = self.pool.take(64 * 1024);
+                    let r = self.h264.encode(
+                        sim.i420(),
+                        &self.settings,
+                        job.force_idr,
+                        job.quality_boost,
+                        &mut buf,
+                    )?;
+                    (buf, r.keyframe)
+                }
+                Source::Replay(replay) => {
+                    let mut buf = self.pool.take(64 * 1024);
+                    let keyframe = replay.read(job.force_idr, &mut buf)?;
+                    (buf, keyframe)
+                }
+                Source::Device(device) => {
+                    let mut buf = self.pool.take(64 * 1024);
+                    let (keyframe, size) =
+                        device.read_h264(self.capture_us, job, &self.settings, &mut buf)?;
+                    // The header says what the frame holds, which the grab could only predict.
+                    self.output_size = size;
+                    (buf, keyframe)
+                }
+            };
         self.h264_seq = seq.wrapping_add(1);
         let header = self.header(Codec::H264, keyframe, seq);
         Ok(self.pool.seal(header, buf))

@@ -9,7 +9,7 @@ use super::replay::ReplaySource;
 use crate::capture::change::{Change, ChangeDetector};
 #[cfg(feature = "sim")]
 use crate::capture::scale::{RgbFrame, Scaler};
-#[cfg(feature = "sim")]
+#[cfg(feature = "soft-h264")]
 use crate::capture::yuv::{rgb_to_i420, I420Frame};
 use crate::clock::Micros;
 use crate::idr_policy::FrameChange;
@@ -37,6 +37,16 @@ pub enum Source {
 }
 
 impl Source {
+    /// Whether this build can serve the source's pictures as H.264 (the simulated target needs
+    /// the software encoder, feature `soft-h264`).
+    pub fn has_h264(&self) -> bool {
+        match self {
+            #[cfg(feature = "sim")]
+            Source::Sim(_) => cfg!(feature = "soft-h264"),
+            Source::Replay(_) | Source::Device(_) => true,
+        }
+    }
+
     pub fn grab(&mut self, capture_us: Micros, wall_ms: u32, resolution: Resolution) -> GrabInfo {
         match self {
             #[cfg(feature = "sim")]
@@ -64,7 +74,10 @@ pub struct SimCapture {
     native: RgbFrame,
     scaler: Option<((u16, u16, u16, u16), Scaler)>,
     output: RgbFrame,
+    /// The picture for the software H.264 encoder, converted when it first asks.
+    #[cfg(feature = "soft-h264")]
     i420: I420Frame,
+    #[cfg(feature = "soft-h264")]
     i420_fresh: bool,
     detector: ChangeDetector,
     grabbed_once: bool,
@@ -84,7 +97,9 @@ impl SimCapture {
             native: RgbFrame::new(0, 0),
             scaler: None,
             output: RgbFrame::new(0, 0),
+            #[cfg(feature = "soft-h264")]
             i420: I420Frame::new(0, 0),
+            #[cfg(feature = "soft-h264")]
             i420_fresh: false,
             detector: ChangeDetector::new(),
             grabbed_once: false,
@@ -174,7 +189,10 @@ impl SimCapture {
         if self.stamp {
             crate::sim::stamp::draw(&mut self.output, (capture_us / 1000) as u32);
         }
-        self.i420_fresh = false;
+        #[cfg(feature = "soft-h264")]
+        {
+            self.i420_fresh = false;
+        }
         let change = match self
             .detector
             .observe(&self.output.data, output_size.0, output_size.1)
@@ -195,6 +213,7 @@ impl SimCapture {
     }
 
     /// The picture in the encoder's format, converted at most once per grab.
+    #[cfg(feature = "soft-h264")]
     pub fn i420(&mut self) -> &I420Frame {
         if !self.i420_fresh {
             self.i420.resize(self.output.width, self.output.height);

@@ -96,14 +96,50 @@ pub enum SessionAction {
     Close(u16, String),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SessionCore {
     greeted: bool,
+    /// The daemon can serve H.264, the WebSocket's codec. Without it the client is told so
+    /// (`CodecUnavailable`) and joins as a hidden viewer: status and settings, no video.
+    h264: bool,
+}
+
+/// What a client that wants video is told when there is no H.264 to give it.
+pub const NO_H264: &str = "this nanokvmd cannot serve H.264 for its video source (built without \
+     the software encoder, feature `soft-h264`); use MJPEG: /api/stream/mjpeg";
+
+impl Default for SessionCore {
+    fn default() -> Self {
+        Self {
+            greeted: false,
+            h264: true,
+        }
+    }
 }
 
 impl SessionCore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether this daemon can serve H.264 (see the `h264` field).
+    pub fn with_h264(mut self, available: bool) -> Self {
+        self.h264 = available;
+        self
+    }
+
+    /// A visible client wants video: refused with a reason when there is no H.264.
+    fn wants_video(&self, visible: bool, out: &mut Vec<SessionAction>) -> bool {
+        if visible && !self.h264 {
+            out.push(SessionAction::Reply(
+                ServerMsg::Error {
+                    code: ErrorCode::CodecUnavailable,
+                    message: NO_H264,
+                }
+                .encode(),
+            ));
+        }
+        visible && self.h264
     }
 
     pub fn greeted(&self) -> bool {
@@ -167,6 +203,7 @@ impl SessionCore {
                     return fail(out, ErrorCode::UnsupportedVersion, close::POLICY, format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"));
                 }
                 self.greeted = true;
+                let visible = self.wants_video(visible, out);
                 out.push(SessionAction::Request(Request::Join { visible }));
             }
             (false, _) => fail(
@@ -189,9 +226,12 @@ impl SessionCore {
                 .encode(),
             )),
             (true, ClientMsg::RequestKeyframe { reason }) => {
-                out.push(SessionAction::Request(Request::Keyframe(reason)))
+                if self.h264 {
+                    out.push(SessionAction::Request(Request::Keyframe(reason)))
+                }
             }
             (true, ClientMsg::Visibility { visible }) => {
+                let visible = self.wants_video(visible, out);
                 out.push(SessionAction::Request(Request::Visibility(visible)))
             }
             (true, ClientMsg::SetStreamSettings(s)) => {
@@ -393,6 +433,57 @@ mod tests {
         assert_eq!(
             run(&mut s, Inbound::Binary(&vis)),
             vec![SessionAction::Request(Request::Visibility(false))]
+        );
+    }
+
+    #[test]
+    fn without_h264_a_client_that_wants_video_is_told_and_joins_hidden() {
+        let codec_unavailable = |action: &SessionAction| {
+            let SessionAction::Reply(bytes) = action else {
+                panic!("{action:?}")
+            };
+            assert_eq!(
+                ServerMsg::decode(bytes),
+                Ok(ServerMsg::Error {
+                    code: ErrorCode::CodecUnavailable,
+                    message: NO_H264,
+                })
+            );
+        };
+        let mut s = SessionCore::new().with_h264(false);
+        let out = run(&mut s, Inbound::Binary(&hello(1)));
+        assert_eq!(out.len(), 2, "{out:?}");
+        codec_unavailable(&out[0]);
+        assert_eq!(
+            out[1],
+            SessionAction::Request(Request::Join { visible: false })
+        );
+        // Showing the page again asks for video again: the same answer.
+        let vis = |visible| ClientMsg::Visibility { visible }.encode();
+        let out = run(&mut s, Inbound::Binary(&vis(true)));
+        codec_unavailable(&out[0]);
+        assert_eq!(out[1], SessionAction::Request(Request::Visibility(false)));
+        // A hidden page (or one showing MJPEG) is not told anything.
+        assert_eq!(
+            run(&mut s, Inbound::Binary(&vis(false))),
+            vec![SessionAction::Request(Request::Visibility(false))]
+        );
+        // Keyframes of a stream it does not get are not asked for.
+        let kf = ClientMsg::RequestKeyframe {
+            reason: KeyframeReason::Gap,
+        }
+        .encode();
+        assert_eq!(run(&mut s, Inbound::Binary(&kf)), vec![]);
+        // A page that never wanted video (MJPEG mode) hears nothing about H.264.
+        let mut s = SessionCore::new().with_h264(false);
+        let hidden = ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            visible: false,
+        }
+        .encode();
+        assert_eq!(
+            run(&mut s, Inbound::Binary(&hidden)),
+            vec![SessionAction::Request(Request::Join { visible: false })]
         );
     }
 

@@ -85,6 +85,8 @@ pub struct SessionLinks {
     /// Ends the session when its login session or token is revoked; activity keeps the
     /// login session alive.
     pub auth: SessionGuard,
+    /// The daemon can serve H.264 (else the client is told to use MJPEG).
+    pub h264: bool,
 }
 
 pub async fn run<R, W>(
@@ -105,6 +107,7 @@ pub async fn run<R, W>(
         atx,
         hid,
         auth,
+        h264,
     } = links;
     // A paste's answer comes back here; one at a time is all a client may have.
     let (paste_tx, paste_rx) = async_channel::bounded(2);
@@ -126,6 +129,7 @@ pub async fn run<R, W>(
         atx: &atx,
         atx_replies: atx_tx,
         auth: &auth,
+        h264,
     };
     let ending = future::or(
         read(&mut ws, id, &encoder, clock, &control_tx, queues, input),
@@ -158,6 +162,7 @@ struct ReaderLinks<'a> {
     atx_replies: Sender<AtxReply>,
     /// Told of client activity, which keeps the login session alive.
     auth: &'a SessionGuard,
+    h264: bool,
 }
 
 /// Reads client messages until the session ends. Returns only when the connection is gone;
@@ -174,7 +179,7 @@ async fn read<R>(
 where
     R: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut core = SessionCore::new();
+    let mut core = SessionCore::new().with_h264(input.h264);
     let mut actions = Vec::new();
     let mut queues = Some(queues);
     let hello_deadline = std::time::Instant::now() + HELLO_TIMEOUT;

@@ -68,6 +68,9 @@ pub struct App {
     pub executor: Weak<LocalExecutor<'static>>,
     pub sim: bool,
     pub jpeg_available: bool,
+    /// The source's pictures can be had as H.264 (not from the simulated target without the
+    /// software encoder).
+    pub h264_available: bool,
     /// What every session shows of the keyboard, mouse and front panel.
     pub devices: DeviceFeeds,
     /// Where front-panel presses are asked for.
@@ -98,6 +101,7 @@ impl App {
         executor: Weak<LocalExecutor<'static>>,
         sim: bool,
         jpeg_available: bool,
+        h264_available: bool,
         devices: DeviceFeeds,
         atx: AtxHandle,
         hid: Sender<HidMsg>,
@@ -112,6 +116,7 @@ impl App {
             executor,
             sim,
             jpeg_available,
+            h264_available,
             devices,
             atx,
             #[cfg(feature = "sim")]

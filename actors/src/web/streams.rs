@@ -139,6 +139,10 @@ fn data(bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
 }
 
 pub fn h264(app: &Rc<App>, auth: Option<SessionGuard>) -> hyper::Response<Body> {
+    if !app.h264_available {
+        let message = format!("{}\n", crate::session::NO_H264);
+        return respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, message);
+    }
     let Some((membership, frames)) = subscribe(app, Codec::H264, ViewerKind::H264Http) else {
         return respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, "encoder busy\n");
     };

@@ -189,6 +189,7 @@ async fn run_session<R, W>(
             atx: app.atx.clone(),
             hid: app.hid.clone(),
             auth,
+            h264: app.h264_available,
         },
     )
     .await;
