@@ -2,19 +2,23 @@
 // directory, with a user (and an API token for requests from the test itself) made through the
 // real CLI, and a helper logs a page in. Every browser test starts its daemon through here.
 //
-// Needs the daemon binary (NANOKVMD_BIN, or target/debug/nanokvmd: `cargo build -p nanokvmd`).
+// Needs the daemon binary (NANOKVMD_BIN, or CARGO_TARGET_DIR/debug/nanokvmd, or
+// target/debug/nanokvmd: `cargo build -p nanokvmd`), found the way the Rust harness finds it.
 
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-export const DAEMON = process.env.NANOKVMD_BIN ?? fileURLToPath(new URL('../../target/debug/nanokvmd', import.meta.url));
+const WORKSPACE = fileURLToPath(new URL('../../', import.meta.url));
+export const DAEMON =
+  process.env.NANOKVMD_BIN ??
+  join(resolve(WORKSPACE, process.env.CARGO_TARGET_DIR ?? 'target'), 'debug', 'nanokvmd');
 export const USER = 'browser';
 export const PASSWORD = 'browser password 1';
 const DAEMON_START_MS = 20_000;

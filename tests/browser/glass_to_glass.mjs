@@ -1,6 +1,7 @@
 // Glass-to-glass latency in headless Chromium: capture on the simulated target → the frame
-// painted by the real web console. A measurement, not a test (node --test does not pick it
-// up); `cargo xtask bench` runs it and puts its figures into the report.
+// painted by the real web console, logged in like a user. A measurement, not a test:
+// `cargo xtask bench` runs it and puts its figures into the report; glass_to_glass.test.mjs
+// only checks that it still measures something.
 //
 //     NANOKVMD_BIN=target/release/nanokvmd node tests/browser/glass_to_glass.mjs [--seconds N]
 //
@@ -11,22 +12,13 @@
 // Ping/Pong exchange (webroot/clock.js). Latency = paint time − (stamp − offset).
 // Prints one JSON object on the last line of stdout.
 
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { pathToFileURL } from 'node:url';
 
-import { chromium } from 'playwright-core';
+import { launchChromium, logIn, startDaemon } from './daemon.mjs';
 
-const DAEMON = process.env.NANOKVMD_BIN ?? fileURLToPath(new URL('../../target/release/nanokvmd', import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
-const DAEMON_ARGS = ['--listen', '127.0.0.1:0', '--backend', 'sim', '--sim-stamp', '--fps', '30', '--resolution', '720p'];
+const DAEMON_ARGS = ['--sim-stamp', '--fps', '30', '--resolution', '720p'];
 const WARM_UP_MS = 3000;
-const argSeconds = process.argv.indexOf('--seconds');
-const WINDOW_MS = 1000 * (argSeconds > 0 ? Number(process.argv[argSeconds + 1]) : 20);
 
 /** Nearest-rank percentile of sorted values. */
 export function percentile(sorted, p) {
@@ -34,48 +26,25 @@ export function percentile(sorted, p) {
   return sorted[Math.min(sorted.length, Math.max(1, Math.ceil(p * sorted.length))) - 1];
 }
 
-function startDaemon() {
-  const child = spawn(DAEMON, DAEMON_ARGS, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    stderr = (stderr + chunk).slice(-4096);
+async function framesSent(daemon) {
+  const response = await fetch(new URL('metrics', daemon.url), {
+    headers: daemon.authHeaders,
+    signal: AbortSignal.timeout(5000),
   });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${DAEMON} printed no listening line in 20 s\n${stderr}`));
-    }, 20_000);
-    child.once('error', (error) => reject(new Error(`cannot run ${DAEMON}: ${error.message}`)));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const match = /^nanokvmd listening on (http:\/\/\S+)$/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, url: match[1] });
-      }
-    });
-  });
-}
-
-async function framesSent(url) {
-  const response = await fetch(new URL('metrics', url), { signal: AbortSignal.timeout(5000) });
   const match = /^nanokvmd_frames_sent_total\{codec="h264"\} (\d+)$/m.exec(await response.text());
   if (match === null) throw new Error('no nanokvmd_frames_sent_total{codec="h264"} in /metrics');
   return Number(match[1]);
 }
 
-async function measure() {
-  const daemon = await startDaemon();
-  const profileDir = await mkdtemp(join(tmpdir(), 'nanokvm-glass-'));
-  let context = null;
+/** Measures over a window of `seconds` after the warm-up; resolves with the figures. */
+export async function measure(seconds = 20) {
+  const WINDOW_MS = 1000 * seconds;
+  const daemon = await startDaemon({ args: DAEMON_ARGS });
+  let chromium = null;
   try {
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-      timeout: 30_000,
-    });
-    const page = context.pages()[0] ?? (await context.newPage());
+    chromium = await launchChromium();
+    const { context, page } = chromium;
+    await logIn(page, daemon);
     await page.goto(`${daemon.url}?probe`);
     const probes = () => page.evaluate(() => window.nanokvm?.probe?.length ?? 0);
     const deadline = Date.now() + 10_000;
@@ -89,10 +58,10 @@ async function measure() {
     // captured inside it, on whichever side of its edges they were painted.
     const pageNowUs = () => page.evaluate(() => (performance.timeOrigin + performance.now()) * 1000);
     const from = Math.max(0, (await probes()) - 30);
-    const sent0 = await framesSent(daemon.url);
+    const sent0 = await framesSent(daemon);
     const t0 = await pageNowUs();
     await sleep(WINDOW_MS);
-    const sent1 = await framesSent(daemon.url);
+    const sent1 = await framesSent(daemon);
     const t1 = await pageNowUs();
     // Frames still in flight at the end arrive within a few frame intervals.
     await sleep(500);
@@ -124,16 +93,18 @@ async function measure() {
       chromium: context.browser()?.version() ?? null,
     };
   } finally {
-    await context?.close().catch(() => {});
-    daemon.child.kill('SIGTERM');
-    await rm(profileDir, { recursive: true, force: true });
+    await chromium?.close();
+    await daemon.stop();
   }
 }
 
-try {
-  const result = await measure();
-  console.log(JSON.stringify(result));
-} catch (error) {
-  console.log(JSON.stringify({ error: error.message }));
-  process.exitCode = 1;
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const argSeconds = process.argv.indexOf('--seconds');
+  try {
+    const result = await measure(argSeconds > 0 ? Number(process.argv[argSeconds + 1]) : 20);
+    console.log(JSON.stringify(result));
+  } catch (error) {
+    console.log(JSON.stringify({ error: error.message }));
+    process.exitCode = 1;
+  }
 }
