@@ -66,8 +66,26 @@ pub fn workspace_dir() -> PathBuf {
     dir.canonicalize().unwrap_or(dir)
 }
 
+/// Set by [`use_daemon_bin`]: a binary that replaces `NANOKVMD_BIN` for a while.
+static DAEMON_BIN_OVERRIDE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// Daemons (and CLI runs) started from now on use `bin` (`None`: back to the usual one). The
+/// bench runs its replay rows with the daemon built as for the device.
+pub fn use_daemon_bin(bin: Option<PathBuf>) {
+    *DAEMON_BIN_OVERRIDE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = bin;
+}
+
 /// The daemon binary under test.
 pub fn daemon_bin() -> PathBuf {
+    if let Some(p) = DAEMON_BIN_OVERRIDE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+    {
+        return p;
+    }
     if let Some(p) = std::env::var_os("NANOKVMD_BIN") {
         let p = PathBuf::from(p);
         assert!(p.exists(), "NANOKVMD_BIN={} does not exist", p.display());

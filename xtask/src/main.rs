@@ -7,7 +7,7 @@
 //! - `dist [--no-smoke]`: the NanoKVM build (riscv64 musl) and its bundle, checked, and the
 //!   simulated target built for riscv64 and run under qemu (see `dist.rs`). Part of `ci`.
 //! - `bench [--quick] [--no-browser]`: builds the daemon in release with the `alloc-count`
-//!   feature and runs the measurement program (`tests/examples/bench/`), which prints the
+//!   feature (and once more with the device's features, for the replay rows) and runs the measurement program (`tests/examples/bench/`), which prints the
 //!   table and writes `<target>/bench/report.{json,md}`. Not part of `ci`: it measures, it
 //!   does not test.
 //! - `bindgen`: regenerates `ffi/src/bindings/` from `ffi/include/` with the separate program
@@ -259,6 +259,28 @@ fn bench(args: &[String]) -> Result<(), String> {
             &["ci", "--no-audit", "--no-fund"],
         )?;
     }
+    // The replay rows measure the daemon as the device runs it: without the simulated target and
+    // its software encoders (their C++ runtime alone is ~1 MB resident). Its own target
+    // directory, so it does not replace the sim build above.
+    let device_target = target.join("bench-device");
+    let device_target_arg = device_target.to_string_lossy();
+    run(
+        &root,
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "nanokvmd",
+            "--no-default-features",
+            "--features",
+            "alloc-count",
+            "--target-dir",
+            device_target_arg.as_ref(),
+        ],
+    )?;
+    let device_daemon = device_target.join("release/nanokvmd");
+    let device_daemon = device_daemon.to_string_lossy();
     let daemon = target.join("release/nanokvmd");
     let out = target.join("bench");
     let program = target.join("release/examples/bench");
@@ -276,6 +298,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         &bench_args,
         &[
             ("NANOKVMD_BIN", daemon.as_ref()),
+            ("NANOKVMD_DEVICE_BIN", device_daemon.as_ref()),
             ("BENCH_COMMAND", command.trim_end()),
         ],
     )

@@ -7,7 +7,8 @@
 //!         --out DIR [--quick] [--no-browser] [--seed N]
 //!
 //! The daemon should be a release build with the `alloc-count` feature (the heap rows need
-//! it). `--quick` shortens every interval for development; the figures are then rougher.
+//! it); `NANOKVMD_DEVICE_BIN`, if set, is the same built with the device's features
+//! (`--no-default-features --features alloc-count`), which rows 2 to 4 (replay source) use. `--quick` shortens every interval for development; the figures are then rougher.
 //! A measurement program: it never fails on a figure, only when it cannot run at all.
 
 mod bitrate;

@@ -68,7 +68,23 @@ pub fn run(run: &mut Run, plan: &Plan) {
             return;
         }
     };
-    measure(run, plan, &path);
+    // The replay source stands in for the device's hardware encoder, so these rows run the
+    // daemon built as for the device (no simulated target, no software encoders and their
+    // C++ runtime) when the bench was given one.
+    let device_build = std::env::var_os("NANOKVMD_DEVICE_BIN").map(PathBuf::from);
+    let build = match &device_build {
+        Some(bin) => {
+            run.note(format!(
+                "rows 2, 3 and 4: the daemon built with the device's features (--no-default-features --features alloc-count): {}",
+                bin.display()
+            ));
+            "device build"
+        }
+        None => "sim build",
+    };
+    nanokvm_e2e::use_daemon_bin(device_build);
+    measure(run, plan, &path, build);
+    nanokvm_e2e::use_daemon_bin(None);
     let _ = std::fs::remove_file(&path);
 }
 
@@ -102,13 +118,13 @@ fn window(
     })
 }
 
-fn measure(run: &mut Run, plan: &Plan, file: &Path) {
+fn measure(run: &mut Run, plan: &Plan, file: &Path, build: &str) {
     let spec = format!("replay:{}", file.display());
     let daemon = run.daemon(&["--source", &spec, "--fps", "30"]);
     let addr = daemon.addr();
     let target = (addr, daemon.pid());
     let source = |n: usize| {
-        format!("replay (synthetic busy stream, 4 Mbit/s), 720p30, {n} WebSocket viewers")
+        format!("replay (synthetic busy stream, 4 Mbit/s), 720p30, {n} WebSocket viewers, {build}")
     };
     let result = (|| -> Result<(), String> {
         // What one /metrics scrape allocates, measured with nothing else going on; the
@@ -228,7 +244,9 @@ fn measure(run: &mut Run, plan: &Plan, file: &Path) {
             "2c",
             "heap allocations per frame for 1 / 4 / 8 viewers (scrapes included)",
         )
-        .source("replay (synthetic busy stream, 4 Mbit/s), 720p30, WebSocket viewers");
+        .source(format!(
+            "replay (synthetic busy stream, 4 Mbit/s), 720p30, WebSocket viewers, {build}"
+        ));
         run.report.rows.push(match allocs.iter().map(|a| a.1).collect::<Option<Vec<f64>>>() {
             Some(v) => row
                 .value(format!("{:.2} / {:.2} / {:.2}", v[0], v[1], v[2]))
@@ -247,7 +265,7 @@ fn measure(run: &mut Run, plan: &Plan, file: &Path) {
                     at(8)
                 ))
                 .target("8:1 <= 1.2x", Verdict::check(ratio <= 1.2))
-                .source("replay (synthetic busy stream, 4 Mbit/s), 720p30, WebSocket viewers; time on CPU of all daemon threads (/proc/PID/task/*/schedstat)")
+                .source(format!("replay (synthetic busy stream, 4 Mbit/s), 720p30, WebSocket viewers, {build}; time on CPU of all daemon threads (/proc/PID/task/*/schedstat)"))
                 .data(json!({
                     "ms_per_s": cpu.iter().map(|c| json!({"viewers": c.0, "cpu_ms_per_s": c.1, "fps_per_viewer": c.2})).collect::<Vec<_>>(),
                     "ratio_8_1": ratio,
