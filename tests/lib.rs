@@ -205,6 +205,27 @@ pub struct Daemon {
     data: Option<TempDir>,
 }
 
+/// The pids of the daemons alive now, for [`kill_daemons_on_panic`].
+static LIVE_DAEMONS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+fn live_daemons() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    LIVE_DAEMONS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// For the measurement programs, built in release where a panic aborts and so skips
+/// `Daemon`'s drop: on a panic, say `program: internal error: …` and kill every daemon still
+/// running, as the drop would have.
+pub fn kill_daemons_on_panic(program: &'static str) {
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!("{program}: internal error: {info}");
+        for pid in live_daemons().iter() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }));
+}
+
 /// Starts the binary with `args`, its stdout and stderr piped.
 fn spawn_piped(args: &[&str], stdin: Stdio) -> Child {
     Command::new(daemon_bin())
@@ -371,6 +392,7 @@ impl Daemon {
             let _ = child.kill();
             panic!("cannot parse the listening line {line:?}")
         });
+        live_daemons().push(child.id());
         Daemon {
             child,
             addr,
@@ -519,6 +541,8 @@ impl Drop for Daemon {
             let _ = self.child.wait();
         }
         credentials::unregister(self.addr);
+        let pid = self.pid();
+        live_daemons().retain(|&p| p != pid);
     }
 }
 

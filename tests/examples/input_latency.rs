@@ -11,7 +11,7 @@
 //! console every 0.5 s (full-screen changes, one of them a mode change), and one typist
 //! sending key down/up pairs at a human rate (10 keys a second) for 10 s.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,19 +24,8 @@ const TYPING: Duration = Duration::from_secs(10);
 const KEY_INTERVAL: Duration = Duration::from_millis(100);
 const CONSOLE_SWITCH: Duration = Duration::from_millis(500);
 
-static DAEMON_PID: AtomicU32 = AtomicU32::new(0);
-
 fn main() {
-    std::panic::set_hook(Box::new(|info| {
-        eprintln!("input_latency: internal error: {info}");
-        let pid = DAEMON_PID.load(Ordering::Relaxed);
-        if pid != 0 {
-            let _ = std::process::Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status();
-        }
-    }));
+    nanokvm_e2e::kill_daemons_on_panic("input_latency");
     if std::env::var_os("NANOKVMD_BIN").is_none() {
         let release = nanokvm_e2e::workspace_dir().join("target/release/nanokvmd");
         if !release.exists() {
@@ -47,7 +36,6 @@ fn main() {
         std::env::set_var("NANOKVMD_BIN", &release);
     }
     let daemon = Daemon::start(&["--fps", "30", "--resolution", "720p"]);
-    DAEMON_PID.store(daemon.pid(), Ordering::Relaxed);
     let addr = daemon.addr();
     let stop = Arc::new(AtomicBool::new(false));
     let frames = Arc::new(AtomicU64::new(0));

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -46,21 +46,8 @@ const IDLE_JOINS_CAP: Duration = Duration::from_secs(20);
 const ANCHORED_JOINS_CAP: Duration = Duration::from_secs(30);
 const SCENARIO_CAP: Duration = Duration::from_secs(18);
 
-/// The daemon's pid, for the panic hook: the release profile aborts on panic, which would
-/// skip `Daemon`'s drop and leave the daemon running.
-static DAEMON_PID: AtomicU32 = AtomicU32::new(0);
-
 fn main() {
-    std::panic::set_hook(Box::new(|info| {
-        eprintln!("video_figures: internal error: {info}");
-        let pid = DAEMON_PID.load(Ordering::Relaxed);
-        if pid != 0 {
-            let _ = std::process::Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status();
-        }
-    }));
+    nanokvm_e2e::kill_daemons_on_panic("video_figures");
     if let Some(bin) = std::env::var_os("NANOKVMD_BIN") {
         if !std::path::Path::new(&bin).exists() {
             eprintln!("NANOKVMD_BIN={} does not exist", bin.to_string_lossy());
@@ -91,11 +78,9 @@ fn main() {
         });
     let run_start = Instant::now();
     let daemon = Daemon::start(&["--fps", "30", "--resolution", "720p"]);
-    DAEMON_PID.store(daemon.pid(), Ordering::Relaxed);
     let mut fig = Figures::new(daemon.addr(), daemon.pid(), seed, run_start);
     block_on(fig.run());
     drop(daemon);
-    DAEMON_PID.store(0, Ordering::Relaxed);
     println!(
         "video_figures: {} (pid {}), {} CPUs ({}), seed {seed}, run took {:.1} s",
         bin.display(),

@@ -18,7 +18,6 @@ mod replay;
 mod viewers;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nanokvm_e2e::bench::report::{Report, Verdict};
@@ -64,10 +63,6 @@ impl Plan {
     }
 }
 
-/// The daemons alive now, for the panic hook: the release profile aborts on panic, which
-/// would skip `Daemon`'s drop and leave them running.
-static DAEMONS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
 /// The run's state: the report being built and the daemons it started.
 pub struct Run {
     pub report: Report,
@@ -77,20 +72,11 @@ pub struct Run {
 impl Run {
     /// Starts a sim daemon with `args` (on a free loopback port).
     pub fn daemon(&self, args: &[&str]) -> Daemon {
-        let d = Daemon::start(args);
-        DAEMONS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(d.pid());
-        d
+        Daemon::start(args)
     }
 
     /// Stops a daemon from [`Run::daemon`].
     pub fn forget(&self, mut daemon: Daemon) {
-        DAEMONS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|&p| p != daemon.pid());
         if daemon.is_running() {
             let _ = daemon.stop_within(Duration::from_secs(5));
         }
@@ -154,14 +140,7 @@ fn loadavg() -> String {
 }
 
 fn main() {
-    std::panic::set_hook(Box::new(|info| {
-        eprintln!("bench: internal error: {info}");
-        for pid in DAEMONS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    }));
+    nanokvm_e2e::kill_daemons_on_panic("bench");
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
