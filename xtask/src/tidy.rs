@@ -51,9 +51,13 @@ pub fn tidy(root: &Path) -> Result<(), String> {
         report(name, prose::repeated_lines(&doc));
         report(name, paths::unresolved(name, &doc, &files));
     }
-    report(ARCHITECTURE, code_map_problems(root, &files)?);
-    let (routes_file, missing, unknown) = route_problems(root, &files)?;
-    report(&routes_file, missing);
+    let architecture = Doc::parse(&read(root, ARCHITECTURE)?);
+    report(ARCHITECTURE, code_map::check(&architecture, &files));
+    let (table_file, source) = route_table(root, &files)?;
+    let readme = Doc::parse(&read(root, README)?);
+    let (missing, unknown) =
+        routes::check(&source, &readme).map_err(|e| format!("{table_file}: {e}"))?;
+    report(&table_file, missing);
     report(README, unknown);
 
     if problems.is_empty() {
@@ -71,64 +75,21 @@ fn read(root: &Path, name: &str) -> Result<String, String> {
     std::fs::read_to_string(root.join(name)).map_err(|e| format!("{name}: {e}"))
 }
 
-fn code_map_problems(root: &Path, files: &Files) -> Result<Findings, String> {
-    let doc = Doc::parse(&read(root, ARCHITECTURE)?);
-    let Some(section) = doc.section(|h| h.trim().eq_ignore_ascii_case("code map")) else {
-        return Ok(vec![(1, "no `## Code map` section".to_string())]);
-    };
-    let heading = section.first().map_or(1, |l| l.number);
-    let spans: Vec<(usize, String)> = doc
-        .code_spans
-        .iter()
-        .map(|s| (s.line, s.text.clone()))
-        .collect();
-    Ok(code_map::unnamed_modules(files, section, &spans)
-        .into_iter()
-        .map(|m| {
-            (
-                heading,
-                format!("the code map does not name the module `{m}`"),
-            )
-        })
-        .collect())
-}
-
-type RouteProblems = (String, Findings, Findings);
-
-/// The route table's file, the routes without a README line, the README lines without a
-/// route.
-fn route_problems(root: &Path, files: &Files) -> Result<RouteProblems, String> {
-    let mut table = None;
+/// The route table's file (the first under `actors/src/` with `static ROUTES`) and its text.
+fn route_table(root: &Path, files: &Files) -> Result<(String, String), String> {
     for name in files
         .iter()
         .filter(|f| f.starts_with(code_map::DAEMON_SOURCES) && f.ends_with(".rs"))
     {
         let source = read(root, name)?;
         if source.contains("static ROUTES") {
-            table = Some((name.to_string(), source));
-            break;
+            return Ok((name.to_string(), source));
         }
     }
-    let (table_file, source) = table.ok_or_else(|| {
-        format!(
-            "tidy: no `static ROUTES` under {}",
-            code_map::DAEMON_SOURCES
-        )
-    })?;
-    let routes = routes::parse_routes(&source).map_err(|e| format!("{table_file}: {e}"))?;
-    let doc = Doc::parse(&read(root, README)?);
-    let Some(section) = doc.section(|h| h.split_whitespace().any(|w| w == "API")) else {
-        return Ok((
-            README.to_string(),
-            vec![(
-                1,
-                "no API section (a heading with the word API)".to_string(),
-            )],
-            Vec::new(),
-        ));
-    };
-    let (missing, unknown) = routes::compare(&routes, &routes::documented(section));
-    Ok((table_file, missing, unknown))
+    Err(format!(
+        "tidy: no `static ROUTES` under {}",
+        code_map::DAEMON_SOURCES
+    ))
 }
 
 /// The repository's files: what git tracks or would add (not what it ignores), or without

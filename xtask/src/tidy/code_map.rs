@@ -1,21 +1,39 @@
 //! Every module of the daemon named in ARCHITECTURE.md's code map: each `.rs` file under
 //! `actors/src/` by its path, a `mod.rs` also by its folder (`actors/src/web/`).
 
-use super::markdown::Line;
+use super::markdown::{Doc, Line, Span};
 use super::paths::{expand, Files};
+use super::Findings;
 
 pub const DAEMON_SOURCES: &str = "actors/src/";
 
+/// Each module the code map does not name, at the code map's heading.
+pub fn check(architecture: &Doc, files: &Files) -> Findings {
+    let Some(section) = architecture.section(|h| h.trim().eq_ignore_ascii_case("code map")) else {
+        return vec![(1, "no `## Code map` section".to_string())];
+    };
+    let heading = section.first().map_or(1, |l| l.number);
+    unnamed_modules(files, section, &architecture.code_spans)
+        .into_iter()
+        .map(|m| {
+            (
+                heading,
+                format!("the code map does not name the module `{m}`"),
+            )
+        })
+        .collect()
+}
+
 /// The daemon's modules that no code span of the section names.
-pub fn unnamed_modules(files: &Files, section: &[Line], spans: &[(usize, String)]) -> Vec<String> {
+fn unnamed_modules(files: &Files, section: &[Line], spans: &[Span]) -> Vec<String> {
     let (first, last) = match (section.first(), section.last()) {
         (Some(f), Some(l)) => (f.number, l.number),
         _ => (0, 0),
     };
     let named: Vec<String> = spans
         .iter()
-        .filter(|(line, _)| (first..=last).contains(line))
-        .flat_map(|(_, text)| expand(text))
+        .filter(|s| (first..=last).contains(&s.line))
+        .flat_map(|s| expand(&s.text))
         .map(|p| p.trim_end_matches('/').to_string())
         .collect();
     files
@@ -37,7 +55,14 @@ mod tests {
     use crate::tidy::markdown::Doc;
 
     fn unnamed(architecture: &str) -> Vec<String> {
-        let files = Files::new(
+        check(&Doc::parse(architecture), &files())
+            .into_iter()
+            .map(|(_, message)| message)
+            .collect()
+    }
+
+    fn files() -> Files {
+        Files::new(
             [
                 "actors/src/main.rs",
                 "actors/src/web/mod.rs",
@@ -48,15 +73,7 @@ mod tests {
             ]
             .map(String::from)
             .to_vec(),
-        );
-        let doc = Doc::parse(architecture);
-        let spans: Vec<(usize, String)> = doc
-            .code_spans
-            .iter()
-            .map(|s| (s.line, s.text.clone()))
-            .collect();
-        let section = doc.section(|h| h.contains("Code map")).unwrap_or_default();
-        unnamed_modules(&files, section, &spans)
+        )
     }
 
     #[test]
@@ -74,7 +91,19 @@ mod tests {
                    ## Invariants\n\n`actors/src/web/routes.rs`\n";
         assert_eq!(
             unnamed(map),
-            ["actors/src/media/h264.rs", "actors/src/web/routes.rs"]
+            [
+                "the code map does not name the module `actors/src/media/h264.rs`",
+                "the code map does not name the module `actors/src/web/routes.rs`"
+            ]
         );
+    }
+
+    #[test]
+    fn no_code_map_fails() {
+        let found = check(
+            &Doc::parse("# Architecture\n\n`actors/src/main.rs`\n"),
+            &files(),
+        );
+        assert_eq!(found, [(1, "no `## Code map` section".to_string())]);
     }
 }

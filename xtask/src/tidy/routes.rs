@@ -2,7 +2,7 @@
 //! Rows served by `asset` (the console's own files from `webroot/`) are the web console, not
 //! the API, and need no line.
 
-use super::markdown::{Kind, Line};
+use super::markdown::{Doc, Kind, Line};
 use super::paths::expand;
 use super::Findings;
 
@@ -24,6 +24,17 @@ pub struct Documented {
     pub line: usize,
     pub method: String,
     pub path: String,
+}
+
+/// Routes without a line in the README's API section (at their line in `source`), and lines
+/// there that name no route (at their line in the README).
+pub fn check(source: &str, readme: &Doc) -> Result<(Findings, Findings), String> {
+    let routes = parse_routes(source)?;
+    let Some(section) = readme.section(|h| h.split_whitespace().any(|w| w == "API")) else {
+        let missing = "no API section (a heading with the word API)".to_string();
+        return Ok((Vec::new(), vec![(1, missing)]));
+    };
+    Ok(compare(&routes, &documented(section)))
 }
 
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
@@ -122,7 +133,7 @@ fn strip_line_comments(source: &str) -> String {
 
 /// Every `METHOD /path` in the section's prose and tables (code blocks are examples, not the
 /// reference), with `{a,b}` expanded.
-pub fn documented(section: &[Line]) -> Vec<Documented> {
+fn documented(section: &[Line]) -> Vec<Documented> {
     let mut found = Vec::new();
     for line in section {
         if !matches!(line.kind, Kind::Prose | Kind::Table) {
@@ -182,7 +193,7 @@ impl Route {
 
 /// What does not match: routes without a line (with the route's source line) and lines that
 /// name no route (with the README's line).
-pub fn compare(routes: &[Route], documented: &[Documented]) -> (Findings, Findings) {
+fn compare(routes: &[Route], documented: &[Documented]) -> (Findings, Findings) {
     let missing = routes
         .iter()
         .filter(|r| !r.is_asset() && !documented.iter().any(|d| r.matches(d)))
@@ -212,7 +223,6 @@ pub fn compare(routes: &[Route], documented: &[Documented]) -> (Findings, Findin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tidy::markdown::Doc;
 
     const SOURCE: &str = r#"
 pub static ROUTES: &[Route] = &[
@@ -266,11 +276,8 @@ const fn route() {}
         assert!(parse_routes("static ROUTES: &[Route] = &[\n    route(Get, \"/x\"),\n];").is_err());
     }
 
-    fn check(readme: &str) -> (Findings, Findings) {
-        let routes = parse_routes(SOURCE).unwrap_or_default();
-        let doc = Doc::parse(readme);
-        let section = doc.section(|h| h.contains("API")).unwrap_or_default();
-        compare(&routes, &documented(section))
+    fn findings(readme: &str) -> (Findings, Findings) {
+        check(SOURCE, &Doc::parse(readme)).unwrap_or_else(|e| (vec![(0, e)], Vec::new()))
     }
 
     #[test]
@@ -278,7 +285,7 @@ const fn route() {}
         let readme = "## API\n\n- `GET /api/ws`: the console.\n\
                       - `POST /api/auth/password`: a new password.\n\
                       - `POST /api/atx/{power,reset}`: a press.\n";
-        let (missing, unknown) = check(readme);
+        let (missing, unknown) = findings(readme);
         assert!(missing.is_empty(), "{missing:?}");
         assert!(unknown.is_empty(), "{unknown:?}");
     }
@@ -287,10 +294,17 @@ const fn route() {}
     fn a_missing_route_and_an_unknown_one_fail() {
         let readme = "## API\n\n- `GET /api/ws`: the console.\n- `POST /api/gone`: removed.\n\
                       \n    curl -X POST /api/auth/password\n\n## Other\n\n`POST /api/atx/power`\n";
-        let (missing, unknown) = check(readme);
+        let (missing, unknown) = findings(readme);
         let missing: Vec<usize> = missing.iter().map(|(line, _)| *line).collect();
         assert_eq!(missing, [7, 13]);
         assert_eq!(unknown.len(), 1);
         assert_eq!(unknown[0].0, 4);
+    }
+
+    #[test]
+    fn no_api_section_fails() {
+        let (_, unknown) = findings("# Readme\n\n- `GET /api/ws`\n");
+        assert_eq!(unknown.len(), 1);
+        assert!(unknown[0].1.contains("no API section"));
     }
 }
