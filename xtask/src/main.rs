@@ -2,9 +2,10 @@
 //!
 //! - `tidy`: the docs against the code (paths, code map, API routes, one sentence per line;
 //!   see `tidy.rs`).
-//! - `ci`: everything CI checks — `tidy` first, installs missing system packages (Debian), then format,
-//!   lints (also of the daemon's other feature sets), unit and end-to-end tests (once over
-//!   HTTP, once over HTTPS), the browser tests in headless Chromium, and `dist`.
+//! - `ci`: everything CI checks — `tidy` first, then it installs missing system packages
+//!   (Debian), and runs format, lints (also of the daemon's other feature sets), unit and
+//!   end-to-end tests (once over HTTP, once over HTTPS), the browser tests in headless
+//!   Chromium, and `dist`.
 //! - `e2e`: only the end-to-end and browser tests (the daemon is built first).
 //! - `dist [--no-smoke]`: the NanoKVM build (riscv64 musl) and its bundle, checked, and the
 //!   simulated target built for riscv64 and run under qemu (see `dist.rs`). Part of `ci`.
