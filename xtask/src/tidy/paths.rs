@@ -5,7 +5,8 @@
 //! Not repository paths: absolute paths (the device's files such as `/dev/hidg0`, routes such
 //! as `/api/ws`: the repository's own paths are always written relative), URLs, placeholders
 //! (`ROOT/...`, `DIR/...`, `<target>/...`, `$VAR/...`, `~/...`), build output under `target/`,
-//! MIME types (`video/h264`) and Rust paths (`a::b`).
+//! MIME types (`video/h264`), Rust paths (`a::b`), and other projects' files, written with their
+//! repository (`sipeed/NanoKVM:server/config/hardware.go`, or just `sipeed/NanoKVM`).
 //! A path is looked up relative to the document's folder, the repository root, and each folder
 //! named in backticks in the headings above it (`### \`webroot/\`` lets that section say
 //! `app.js`); `{a,b}` alternatives are expanded and `*` matches within one path component.
@@ -106,6 +107,9 @@ const EXTENSIONS: &[&str] = &[
     "yaml", "txt", "py",
 ];
 
+/// GitHub owners whose repositories the docs cite (`owner/repo`, `owner/repo:path`).
+const OTHER_PROJECTS: &[&str] = &["sipeed"];
+
 const MIME_TYPES: &[&str] = &[
     "application",
     "audio",
@@ -159,7 +163,10 @@ pub fn is_repository_path(span: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
     if span.contains('/') {
-        return !placeholder && first != "target" && !MIME_TYPES.contains(&first);
+        return !placeholder
+            && first != "target"
+            && !MIME_TYPES.contains(&first)
+            && !OTHER_PROJECTS.contains(&first);
     }
     span.rsplit_once('.')
         .is_some_and(|(stem, ext)| !stem.is_empty() && EXTENSIONS.contains(&ext))
@@ -286,6 +293,8 @@ mod tests {
             "--tls-cert",
             "setup-code",
             "replay:FILE",
+            "sipeed/NanoKVM",
+            "sipeed/NanoKVM:server/config/hardware.go",
         ] {
             assert!(!is_repository_path(other), "{other} should not be checked");
         }
