@@ -1,8 +1,11 @@
 //! `cargo xtask <task>`: the project's chores in one place.
 //!
-//! - `ci`: everything CI checks — installs missing system packages (Debian), then format,
-//!   lints (also of the daemon's other feature sets), unit and end-to-end tests (once over
-//!   HTTP, once over HTTPS), the browser tests in headless Chromium, and `dist`.
+//! - `tidy`: the docs against the code (paths, code map, API routes, one sentence per line;
+//!   see `tidy.rs`).
+//! - `ci`: everything CI checks — `tidy` first, then it installs missing system packages
+//!   (Debian), and runs format, lints (also of the daemon's other feature sets), unit and
+//!   end-to-end tests (once over HTTP, once over HTTPS), the browser tests in headless
+//!   Chromium, and `dist`.
 //! - `e2e`: only the end-to-end and browser tests (the daemon is built first).
 //! - `dist [--no-smoke]`: the NanoKVM build (riscv64 musl) and its bundle, checked, and the
 //!   simulated target built for riscv64 and run under qemu (see `dist.rs`). Part of `ci`.
@@ -16,6 +19,7 @@
 
 mod dist;
 mod elf;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -55,13 +59,14 @@ fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
         "ci" => ci(),
+        "tidy" => tidy::tidy(&root()),
         "e2e" => e2e(),
         "dist" => ensure_system_packages()
             .and_then(|()| dist::dist(&std::env::args().skip(2).collect::<Vec<_>>())),
         "bench" => bench(&std::env::args().skip(2).collect::<Vec<_>>()),
         "bindgen" => bindgen(),
         _ => Err(
-            "usage: cargo xtask ci | e2e | dist [--no-smoke] | bench [--quick] [--no-browser] | bindgen"
+            "usage: cargo xtask ci | tidy | e2e | dist [--no-smoke] | bench [--quick] [--no-browser] | bindgen"
                 .to_string(),
         ),
     };
@@ -147,8 +152,9 @@ fn is_root() -> bool {
 }
 
 fn ci() -> Result<(), String> {
-    ensure_system_packages()?;
     let root = root();
+    tidy::tidy(&root)?;
+    ensure_system_packages()?;
     run(&root, "cargo", &["fmt", "--all", "--check"])?;
     shellcheck(&root)?;
     run(
