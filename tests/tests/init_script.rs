@@ -659,6 +659,39 @@ fn after_a_stock_update_kvm_system_sets_it_up_then_nanokvmd_takes_over() {
 }
 
 #[test]
+fn a_kvm_system_from_before_the_update_is_started_afresh_to_run_its_setup() {
+    let root = Root::new("init-update-running", Fake::Polite).with_stock();
+    std::fs::remove_file(root.at("etc/init.d/S95nanokvm")).expect("rm");
+    std::fs::create_dir_all(root.at("tmp")).expect("mkdir");
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(root.at("kvmapp/kvm_system"))
+        .arg(root.at("tmp/"))
+        .output()
+        .expect("cp");
+    assert!(copy.status.success(), "{}", describe(&copy));
+    // Started before the update: it saw no kvm_new_app and will not look again.
+    let old = root.spawn("tmp/kvm_system/kvm_system");
+    root.write("kvmapp/kvm_new_app", "");
+
+    let said = root.run_ok("start");
+    assert!(
+        !alive(old),
+        "the kvm_system from before the update still runs: {said}"
+    );
+    assert!(
+        !root.exists("kvmapp/kvm_new_app"),
+        "the setup did not run: {said}"
+    );
+    assert!(!root.exists("etc/init.d/S95nanokvm"), "{said}");
+    assert!(root.processes_named(STOCK_SERVER).is_empty(), "{said}");
+    let kvm_system = root.pid(KVM_SYSTEM_PID_FILE).expect("kvm_system pid");
+    assert_ne!(kvm_system, old);
+    assert_eq!(root.processes_named("kvm_system"), vec![kvm_system]);
+    root.run_ok("stop");
+}
+
+#[test]
 fn the_sensor_configuration_is_copied_when_and_only_when_stock_would() {
     const INI: &str = "mnt/data/sensor_cfg.ini";
     const LT: &str = "mnt/data/sensor_cfg.ini.LT";
