@@ -25,6 +25,8 @@ const PID_FILE: &str = "var/run/nanokvmd.pid";
 const LOG_FILE: &str = "var/log/nanokvmd.log";
 const KVM_SYSTEM_PID_FILE: &str = "var/run/kvm_system.pid";
 const STOCK_SERVER: &str = "NanoKVM-Server";
+/// Written by the stand-in stock server once its traps are set.
+const STOCK_SERVER_READY: &str = "stock_server.ready";
 const STOCK_SCRIPT_TEXT: &str = "#!/bin/sh\n# nanokvm Rev3.1 (stand-in)\n";
 const STOCK_GADGET_TEXT: &str = "#!/bin/sh\n# kvmhwd Rev2.2 (stand-in)\n";
 
@@ -136,6 +138,17 @@ impl Root {
 
     fn exists(&self, rel: &str) -> bool {
         self.at(rel).exists()
+    }
+
+    /// Starts the stand-in stock server at `rel` and waits until it has set its traps.
+    fn spawn_stock_server(&self, rel: &str) -> u32 {
+        let _ = std::fs::remove_file(self.at(STOCK_SERVER_READY));
+        let pid = self.spawn(rel);
+        assert!(
+            wait_for_file(&self.at(STOCK_SERVER_READY), Duration::from_secs(10)),
+            "the stand-in stock server did not get ready"
+        );
+        pid
     }
 
     /// Starts the stand-in at `rel` as an already running process would be.
@@ -268,8 +281,10 @@ fn stock_server_body(root: &Path, hears_sigint: bool) -> String {
     } else {
         "trap '' INT\n".to_string()
     };
+    let ready = root.join(STOCK_SERVER_READY).display().to_string();
     format!(
         "{int}trap 'echo TERM >> \"{signals}\"; exit 0' TERM\n\
+         : > \"{ready}\"\n\
          while :; do sleep 1 & wait $!; done\n"
     )
 }
@@ -531,7 +546,7 @@ fn a_running_stock_server_is_stopped_before_nanokvmd_starts_and_its_kvm_system_k
             root.at("kvm_system.terminated").display()
         ),
     );
-    let server = root.spawn(&format!("tmp/server/{STOCK_SERVER}"));
+    let server = root.spawn_stock_server(&format!("tmp/server/{STOCK_SERVER}"));
     let stock_kvm_system = root.spawn("tmp/kvm_system/kvm_system");
     assert_eq!(root.processes_named(STOCK_SERVER), vec![server]);
 
@@ -564,7 +579,7 @@ fn a_running_stock_server_is_stopped_before_nanokvmd_starts_and_its_kvm_system_k
         &format!("tmp/server/{STOCK_SERVER}"),
         &stock_server_body(root.path(), true),
     );
-    let second = root.spawn(&format!("tmp/server/{STOCK_SERVER}"));
+    let second = root.spawn_stock_server(&format!("tmp/server/{STOCK_SERVER}"));
     let again = root.run("start");
     assert!(!again.status.success(), "{}", describe(&again));
     assert!(!alive(second), "{}", describe(&again));
@@ -590,7 +605,7 @@ fn a_stock_server_deaf_to_sigint_gets_sigterm() {
         &format!("tmp/server/{STOCK_SERVER}"),
         &stock_server_body(root.path(), false),
     );
-    let server = root.spawn(&format!("tmp/server/{STOCK_SERVER}"));
+    let server = root.spawn_stock_server(&format!("tmp/server/{STOCK_SERVER}"));
     let said = root.run_ok("start");
     assert!(!alive(server), "{said}");
     assert_eq!(root.read("stock_server.signals").trim(), "TERM");
