@@ -56,9 +56,9 @@ fn main() {
 
     let t = Instant::now();
     for _ in 0..READS {
-        let _ = lib.read(request, |b| {
+        let _ = lib.read(request, |f| {
             out.clear();
-            out.extend_from_slice(b);
+            f.append_to(&mut out);
         });
     }
     let wrapped_ns = t.elapsed().as_nanos() as f64 / READS as f64;

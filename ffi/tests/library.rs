@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use nanokvm_ffi::mock::{self, Control, Venc};
+use nanokvm_ffi::mock::{self, Control, Generation, Venc};
 use nanokvm_ffi::{Encoding, IdrMethod, ReadError, ReadOutcome, ReadRequest, VideoLibrary};
 
 /// A directory of its own per test (a library file is one instance per process).
@@ -23,7 +23,7 @@ const H264_720: ReadRequest = ReadRequest {
 
 fn read(lib: &mut VideoLibrary, req: ReadRequest) -> (Result<ReadOutcome, ReadError>, Vec<u8>) {
     let mut copy = Vec::new();
-    let r = lib.read(req, |b| copy.extend_from_slice(b));
+    let r = lib.read(req, |f| f.append_to(&mut copy));
     (r, copy)
 }
 
@@ -133,12 +133,17 @@ fn the_mock_runs_its_ring_of_four_full_as_the_library_does() {
     let ctl = Control::open(&dir);
     type Read = unsafe extern "C" fn(u16, u16, u8, u16, *mut *mut u8, *mut u32) -> i32;
     type Free = unsafe extern "C" fn(*mut *mut u8) -> i32;
-    let (read, free): (Read, Free) = unsafe {
+    type Init = unsafe extern "C" fn(u8);
+    // SAFETY: the mock's symbols, with their C signatures.
+    let (init, read, free): (Init, Read, Free) = unsafe {
         (
+            *lib.get::<Init>(b"kvmv_init\0").unwrap(),
             *lib.get::<Read>(b"kvmv_read_img\0").unwrap(),
             *lib.get::<Free>(b"free_kvmv_data\0").unwrap(),
         )
     };
+    // SAFETY: the start the library needs before reads.
+    unsafe { init(0) };
     let mut held = Vec::new();
     for i in 0..5 {
         let (mut p, mut n) = (std::ptr::null_mut(), 0u32);
@@ -216,12 +221,15 @@ fn without_the_libvenc_symbol_the_gop_reset_gives_the_idr() {
 
 #[test]
 fn signal_resolution_and_settings_reach_the_library() {
-    let dir = lib_dir("signal", Venc::WithRequestIdr);
+    // The newest library: the only one that answers the signal query.
+    let dir = std::env::temp_dir().join(format!("nanokvm-ffi-test-{}-signal", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    mock::install_generation(&dir, Generation::Newest, Venc::WithRequestIdr);
     let mut lib = VideoLibrary::open(&dir).unwrap();
     let ctl = Control::open(&dir);
-    assert!(lib.signal_active());
+    assert_eq!(lib.signal_active(), Some(true));
     ctl.set_signal(false);
-    assert!(!lib.signal_active());
+    assert_eq!(lib.signal_active(), Some(false));
     assert_eq!(read(&mut lib, H264_720).0, Err(ReadError::NoImage));
     ctl.set_signal(true);
     ctl.set_input(1024, 768, 2);
@@ -234,12 +242,16 @@ fn signal_resolution_and_settings_reach_the_library() {
     assert_eq!(read(&mut lib, H264_720).0, Ok(ReadOutcome::H264Idr));
     lib.set_gop(300);
     assert_eq!(ctl.gop(), 100, "the library's limit");
-    lib.set_frame_detect(60);
+    assert!(lib.set_frame_detect(60));
     assert_eq!(ctl.frame_detect(), 60);
-    assert!(!lib.hdmi_control(false), "no hardware control but on PCIe");
-    assert!(!lib.signal_active(), "capture disabled");
-    assert!(!lib.hdmi_control(true));
-    assert!(lib.signal_active());
+    assert_eq!(
+        lib.hdmi_control(false),
+        Some(false),
+        "no hardware control but on PCIe"
+    );
+    assert_eq!(lib.signal_active(), Some(false), "capture disabled");
+    assert_eq!(lib.hdmi_control(true), Some(false));
+    assert_eq!(lib.signal_active(), Some(true));
     assert_all_freed(&ctl);
 }
 
