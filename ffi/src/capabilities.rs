@@ -142,10 +142,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(v2_5.releases(), "2.2.3 .. 2.5.0");
-        assert_eq!(
-            v2_5.missing().collect::<Vec<_>>(),
-            [Optional::SignalQuery]
-        );
+        assert_eq!(v2_5.missing().collect::<Vec<_>>(), [Optional::SignalQuery]);
         let newest = Capabilities {
             signal_query: true,
             ..v2_5

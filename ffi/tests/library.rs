@@ -1,39 +1,17 @@
 //! The wrapper against the C mock of the vendor library, through the real dlopen path: every
 //! return code, buffer accounting, the ring of four, IDR requests with and without libvenc.
 
+mod common;
+
 use std::path::PathBuf;
 
+use common::{assert_all_freed, read, Raw, H264_720};
 use nanokvm_ffi::mock::{self, Control, Generation, Venc};
-use nanokvm_ffi::{Encoding, IdrMethod, ReadError, ReadOutcome, ReadRequest, VideoLibrary};
+use nanokvm_ffi::{IdrMethod, ReadError, ReadOutcome, VideoLibrary};
 
-/// A directory of its own per test (a library file is one instance per process).
+/// The released library (2.2.3 .. 2.5.0) in a directory of its own.
 fn lib_dir(tag: &str, venc: Venc) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nanokvm-ffi-test-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    mock::install(&dir, venc);
-    dir
-}
-
-const H264_720: ReadRequest = ReadRequest {
-    width: 1280,
-    height: 720,
-    encoding: Encoding::H264,
-    quality: 2000,
-};
-
-fn read(lib: &mut VideoLibrary, req: ReadRequest) -> (Result<ReadOutcome, ReadError>, Vec<u8>) {
-    let mut copy = Vec::new();
-    let r = lib.read(req, |f| f.append_to(&mut copy));
-    (r, copy)
-}
-
-fn assert_all_freed(ctl: &Control) {
-    let c = ctl.counts();
-    assert_eq!(
-        c.buffers, c.frees,
-        "every buffer handed out was freed: {c:?}"
-    );
-    assert_eq!((c.held, c.bad_frees), (0, 0), "{c:?}");
+    common::lib_dir(tag, Generation::V2_5, venc)
 }
 
 #[test]
@@ -129,25 +107,15 @@ fn the_mock_runs_its_ring_of_four_full_as_the_library_does() {
     // Through the raw symbols: the wrapper never holds a buffer, so only a caller that does
     // not free can see -3.
     let dir = lib_dir("ring", Venc::Absent);
-    let lib = unsafe { libloading::Library::new(dir.join("libkvm.so")) }.unwrap();
+    let raw = Raw::open(&dir);
     let ctl = Control::open(&dir);
-    type Read = unsafe extern "C" fn(u16, u16, u8, u16, *mut *mut u8, *mut u32) -> i32;
-    type Free = unsafe extern "C" fn(*mut *mut u8) -> i32;
-    type Init = unsafe extern "C" fn(u8);
-    // SAFETY: the mock's symbols, with their C signatures.
-    let (init, read, free): (Init, Read, Free) = unsafe {
-        (
-            *lib.get::<Init>(b"kvmv_init\0").unwrap(),
-            *lib.get::<Read>(b"kvmv_read_img\0").unwrap(),
-            *lib.get::<Free>(b"free_kvmv_data\0").unwrap(),
-        )
-    };
     // SAFETY: the start the library needs before reads.
-    unsafe { init(0) };
+    unsafe { (raw.init)(0) };
     let mut held = Vec::new();
     for i in 0..5 {
         let (mut p, mut n) = (std::ptr::null_mut(), 0u32);
-        let code = unsafe { read(1280, 720, 1, 2000, &mut p, &mut n) };
+        // SAFETY: both out-pointers point to live locals.
+        let code = unsafe { (raw.read)(1280, 720, 1, 2000, &mut p, &mut n) };
         if i < 4 {
             assert!(code == 3 || code == 4, "read {i}: {code}");
             held.push(p);
@@ -157,10 +125,14 @@ fn the_mock_runs_its_ring_of_four_full_as_the_library_does() {
         }
     }
     for p in &mut held {
-        assert!(unsafe { free(p) } >= 3, "free returns the slot's type");
+        // SAFETY: a pointer the library handed out, freed once.
+        let kind = unsafe { (raw.free)(p) };
+        assert!(kind >= 3, "free returns the slot's type");
     }
     let mut again = held[0];
-    assert_eq!(unsafe { free(&mut again) }, -1, "a second free is refused");
+    // SAFETY: the library looks the pointer up before freeing it: a stale one is refused.
+    let second = unsafe { (raw.free)(&mut again) };
+    assert_eq!(second, -1, "a second free is refused");
     let c = ctl.counts();
     assert_eq!((c.buffers, c.frees, c.held, c.bad_frees), (4, 4, 0, 1));
 }

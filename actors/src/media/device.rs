@@ -136,8 +136,7 @@ impl DeviceSource {
         if let Some(gop) = plan.set_gop {
             library.set_gop(gop);
         }
-        let fell_back =
-            plan.request_idr && library.request_idr() == IdrMethod::EncoderRecreated;
+        let fell_back = plan.request_idr && library.request_idr() == IdrMethod::EncoderRecreated;
         let outcome = library.read(plan.request, |frame| {
             buf.reserve(frame.len());
             for part in frame.parts() {
@@ -223,10 +222,7 @@ impl Drop for DeviceSource {
             );
         }
         if self.idr_fallbacks > 0 {
-            log::debug!(
-                "{} forced IDRs recreated the encoder",
-                self.idr_fallbacks
-            );
+            log::debug!("{} forced IDRs recreated the encoder", self.idr_fallbacks);
         }
     }
 }

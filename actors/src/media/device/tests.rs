@@ -252,7 +252,11 @@ fn the_library_starts_and_stops_on_the_media_thread_in_the_stock_order() {
         let labels = call_labels(&rig.dir);
         assert_eq!(
             labels[..3],
-            ["kvmv_init(0)", "kvmv_hdmi_control(0)", "kvmv_hdmi_control(1)"],
+            [
+                "kvmv_init(0)",
+                "kvmv_hdmi_control(0)",
+                "kvmv_hdmi_control(1)"
+            ],
             "{generation:?}: {labels:?}"
         );
         assert_eq!(labels.last().map(String::as_str), Some("kvmv_deinit"));
@@ -261,7 +265,10 @@ fn the_library_starts_and_stops_on_the_media_thread_in_the_stock_order() {
             "{generation:?}: the stock server does not disable capture at exit: {labels:?}"
         );
         let pause = calls[2].at_us - calls[1].at_us;
-        assert!(pause >= 10_000, "{generation:?}: {pause} µs between off and on");
+        assert!(
+            pause >= 10_000,
+            "{generation:?}: {pause} µs between off and on"
+        );
         for call in &calls {
             assert_eq!(
                 call.thread, "nanokvmd-media",
@@ -289,7 +296,10 @@ fn hdmi_disable_leaves_capture_off_as_the_stock_server_does() {
         ["kvmv_init(0)", "kvmv_hdmi_control(0)"],
         "{labels:?}"
     );
-    assert!(!labels.contains(&"kvmv_hdmi_control(1)".to_string()), "{labels:?}");
+    assert!(
+        !labels.contains(&"kvmv_hdmi_control(1)".to_string()),
+        "{labels:?}"
+    );
 }
 
 #[test]
@@ -320,7 +330,10 @@ fn bad_answers_skip_the_frame_and_the_stream_goes_on() {
     }
     assert!(frames >= 40, "frames after the bad ones: {frames}");
     let c = rig.ctl.counts();
-    assert_eq!(c.buffers, c.frees, "the bad ones' buffers were freed too: {c:?}");
+    assert_eq!(
+        c.buffers, c.frees,
+        "the bad ones' buffers were freed too: {c:?}"
+    );
     rig.stop();
     assert_all_freed(&rig.dir);
 }
