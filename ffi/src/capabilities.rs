@@ -41,6 +41,14 @@ impl Optional {
         }
     }
 
+    /// Whether nanokvmd loses anything without it (else its absence is only worth a note).
+    pub fn matters(self) -> bool {
+        matches!(
+            self,
+            Optional::HdmiControl | Optional::SignalQuery | Optional::InstantIdr
+        )
+    }
+
     /// What is lost without it, for the start-up log.
     pub fn loss(self) -> &'static str {
         match self {

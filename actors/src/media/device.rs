@@ -51,7 +51,12 @@ impl DeviceSource {
                 (Optional::InstantIdr, Err(why)) => {
                     log::warn!("no instant IDR ({why}): {}", missing.loss())
                 }
-                _ => log::warn!(
+                _ if missing.matters() => log::warn!(
+                    "the video library has no {}: {}",
+                    missing.symbol(),
+                    missing.loss()
+                ),
+                _ => log::info!(
                     "the video library has no {}: {}",
                     missing.symbol(),
                     missing.loss()
