@@ -82,10 +82,10 @@ fn select_source(cfg: &Config) -> Result<(Source, bool), DaemonError> {
     }
 }
 
-/// Opens the vendor library now, so that a missing or broken one stops start-up with a
-/// clear message instead of a stream that never starts.
+/// Loads the vendor library now, so that a missing or broken one stops start-up with a
+/// clear message instead of a stream that never starts; the media thread starts it.
 fn device_source(cfg: &Config) -> Result<Source, DaemonError> {
-    let library = nanokvm_ffi::VideoLibrary::open(&cfg.device.library_dir).map_err(|e| {
+    let library = nanokvm_ffi::LoadedLibrary::load(&cfg.device.library_dir).map_err(|e| {
         DaemonError::Backend(format!(
             "device backend: {e}; point [device] library_dir (or --vendor-lib-dir) at the \
              directory holding libkvm.so, or use --backend sim"
@@ -93,11 +93,16 @@ fn device_source(cfg: &Config) -> Result<Source, DaemonError> {
     })?;
     let files = StateFiles::new(&cfg.device.root);
     log::info!(
-        "vendor video library loaded from {}; OLED state files in {}",
+        "vendor video library loaded from {} ({}); OLED state files in {}",
         cfg.device.library_dir.display(),
+        library.capabilities(),
         files.dir().display()
     );
-    Ok(Source::Device(Box::new(DeviceSource::new(library, files))))
+    Ok(Source::Device(Box::new(DeviceSource::new(
+        library,
+        files,
+        &cfg.device.root,
+    ))))
 }
 
 #[cfg(feature = "sim")]

@@ -30,9 +30,11 @@ fn main() {
             "{r}: not a recording"
         );
     }
+    // SAFETY: the mock's initialisers do nothing; this is the instance the wrapper opened.
     let raw = unsafe { libloading::Library::new(dir.join("libkvm.so")) }.expect("mock");
     type Read = unsafe extern "C" fn(u16, u16, u8, u16, *mut *mut u8, *mut u32) -> i32;
     type Free = unsafe extern "C" fn(*mut *mut u8) -> i32;
+    // SAFETY: the mock's symbols with their C signatures; `raw` keeps them loaded.
     let (read, free): (Read, Free) = unsafe {
         (
             *raw.get::<Read>(b"kvmv_read_img\0").unwrap(),
@@ -44,11 +46,14 @@ fn main() {
     let t = Instant::now();
     for _ in 0..READS {
         let (mut p, mut n) = (std::ptr::null_mut(), 0u32);
+        // SAFETY: both out-pointers point to live locals.
         let code = unsafe { read(1280, 720, 1, 2000, &mut p, &mut n) };
         if code >= 0 && !p.is_null() {
             out.clear();
+            // SAFETY: on a frame code the library lends `n` bytes at `p` until the free below.
             out.extend_from_slice(unsafe { std::slice::from_raw_parts(p, n as usize) });
             bytes += out.len();
+            // SAFETY: a buffer the library handed out, freed once.
             unsafe { free(&mut p) };
         }
     }
@@ -56,9 +61,9 @@ fn main() {
 
     let t = Instant::now();
     for _ in 0..READS {
-        let _ = lib.read(request, |b| {
+        let _ = lib.read(request, |f| {
             out.clear();
-            out.extend_from_slice(b);
+            f.append_to(&mut out);
         });
     }
     let wrapped_ns = t.elapsed().as_nanos() as f64 / READS as f64;

@@ -3,15 +3,24 @@
 //! this crate knows the vendor ABI.
 //!
 //! `bindings/` is bindgen's output for our own headers in `ffi/include/` (regenerate with
-//! `cargo xtask bindgen`); `library.rs` is the safe wrapper the daemon uses; `mock` (feature
-//! `mock`, tests only) builds a C stand-in for the vendor library.
+//! `cargo xtask bindgen`); `library.rs` is the safe wrapper the daemon uses, `capabilities.rs`
+//! what a loaded library offers beyond the five required calls, `frame.rs` a frame's bytes as
+//! lent; `mock` (feature `mock`, tests only) builds a C stand-in for each generation of the
+//! vendor library.
 
 mod bindings;
+mod capabilities;
+mod frame;
 mod library;
 #[cfg(feature = "mock")]
 pub mod mock;
 
-pub use library::{Encoding, IdrMethod, LoadError, ReadRequest, VideoLibrary};
+pub use capabilities::{Capabilities, Optional};
+pub use frame::{FrameData, MAX_FRAME_BYTES};
+pub use library::{
+    Encoding, HdmiStart, IdrMethod, LoadError, LoadedLibrary, ReadRequest, VideoLibrary,
+    HDMI_RESET_PAUSE,
+};
 
 /// What `kvmv_read_img` returned, as a type instead of a bare integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +54,34 @@ pub enum ReadError {
     ResolutionError,
     /// Any code the library is not documented to return (including the retired 1 and 2).
     Unknown(i32),
-    /// A frame code came with no buffer (a null pointer): nothing to show.
-    NoData,
+    /// A frame code came with a buffer that cannot be a frame; the frame is skipped.
+    BadFrame(BadFrame),
+}
+
+/// What is wrong with a buffer the library handed over with a frame code. Each is a kind of
+/// its own (no sizes or addresses inside), so a caller can log each kind once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BadFrame {
+    /// No buffer (a null pointer).
+    NullBuffer,
+    /// A buffer of 0 bytes.
+    Empty,
+    /// A size over [`MAX_FRAME_BYTES`]: not read at all.
+    Oversized,
+    /// A 2.2.x library's IDR without the SPS and PPS it lends alongside: a viewer could not
+    /// start decoding from it.
+    MissingParameterSets,
+}
+
+impl std::fmt::Display for BadFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BadFrame::NullBuffer => "a frame without a buffer",
+            BadFrame::Empty => "a frame of 0 bytes",
+            BadFrame::Oversized => "a frame over 8 MiB",
+            BadFrame::MissingParameterSets => "an IDR without its SPS and PPS",
+        })
+    }
 }
 
 impl ReadOutcome {
@@ -94,7 +129,7 @@ impl std::fmt::Display for ReadError {
             ReadError::LockTimeout => "video library busy",
             ReadError::UnsupportedResolution => "unsupported input resolution",
             ReadError::ResolutionError => "input resolution could not be detected",
-            ReadError::NoData => "the library reported a frame without data",
+            ReadError::BadFrame(bad) => return write!(f, "the library returned {bad}"),
             ReadError::Unknown(code) => return write!(f, "unknown video library result {code}"),
         };
         f.write_str(text)

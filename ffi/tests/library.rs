@@ -1,39 +1,17 @@
 //! The wrapper against the C mock of the vendor library, through the real dlopen path: every
 //! return code, buffer accounting, the ring of four, IDR requests with and without libvenc.
 
+mod common;
+
 use std::path::PathBuf;
 
-use nanokvm_ffi::mock::{self, Control, Venc};
-use nanokvm_ffi::{Encoding, IdrMethod, ReadError, ReadOutcome, ReadRequest, VideoLibrary};
+use common::{assert_all_freed, read, Raw, H264_720};
+use nanokvm_ffi::mock::{self, Control, Generation, Venc};
+use nanokvm_ffi::{IdrMethod, ReadError, ReadOutcome, VideoLibrary};
 
-/// A directory of its own per test (a library file is one instance per process).
+/// The released library (2.2.3 .. 2.5.0) in a directory of its own.
 fn lib_dir(tag: &str, venc: Venc) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nanokvm-ffi-test-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    mock::install(&dir, venc);
-    dir
-}
-
-const H264_720: ReadRequest = ReadRequest {
-    width: 1280,
-    height: 720,
-    encoding: Encoding::H264,
-    quality: 2000,
-};
-
-fn read(lib: &mut VideoLibrary, req: ReadRequest) -> (Result<ReadOutcome, ReadError>, Vec<u8>) {
-    let mut copy = Vec::new();
-    let r = lib.read(req, |b| copy.extend_from_slice(b));
-    (r, copy)
-}
-
-fn assert_all_freed(ctl: &Control) {
-    let c = ctl.counts();
-    assert_eq!(
-        c.buffers, c.frees,
-        "every buffer handed out was freed: {c:?}"
-    );
-    assert_eq!((c.held, c.bad_frees), (0, 0), "{c:?}");
+    common::lib_dir(tag, Generation::V2_5, venc)
 }
 
 #[test]
@@ -129,20 +107,15 @@ fn the_mock_runs_its_ring_of_four_full_as_the_library_does() {
     // Through the raw symbols: the wrapper never holds a buffer, so only a caller that does
     // not free can see -3.
     let dir = lib_dir("ring", Venc::Absent);
-    let lib = unsafe { libloading::Library::new(dir.join("libkvm.so")) }.unwrap();
+    let raw = Raw::open(&dir);
     let ctl = Control::open(&dir);
-    type Read = unsafe extern "C" fn(u16, u16, u8, u16, *mut *mut u8, *mut u32) -> i32;
-    type Free = unsafe extern "C" fn(*mut *mut u8) -> i32;
-    let (read, free): (Read, Free) = unsafe {
-        (
-            *lib.get::<Read>(b"kvmv_read_img\0").unwrap(),
-            *lib.get::<Free>(b"free_kvmv_data\0").unwrap(),
-        )
-    };
+    // SAFETY: the start the library needs before reads.
+    unsafe { (raw.init)(0) };
     let mut held = Vec::new();
     for i in 0..5 {
         let (mut p, mut n) = (std::ptr::null_mut(), 0u32);
-        let code = unsafe { read(1280, 720, 1, 2000, &mut p, &mut n) };
+        // SAFETY: both out-pointers point to live locals.
+        let code = unsafe { (raw.read)(1280, 720, 1, 2000, &mut p, &mut n) };
         if i < 4 {
             assert!(code == 3 || code == 4, "read {i}: {code}");
             held.push(p);
@@ -152,10 +125,14 @@ fn the_mock_runs_its_ring_of_four_full_as_the_library_does() {
         }
     }
     for p in &mut held {
-        assert!(unsafe { free(p) } >= 3, "free returns the slot's type");
+        // SAFETY: a pointer the library handed out, freed once.
+        let kind = unsafe { (raw.free)(p) };
+        assert!(kind >= 3, "free returns the slot's type");
     }
     let mut again = held[0];
-    assert_eq!(unsafe { free(&mut again) }, -1, "a second free is refused");
+    // SAFETY: the library looks the pointer up before freeing it: a stale one is refused.
+    let second = unsafe { (raw.free)(&mut again) };
+    assert_eq!(second, -1, "a second free is refused");
     let c = ctl.counts();
     assert_eq!((c.buffers, c.frees, c.held, c.bad_frees), (4, 4, 0, 1));
 }
@@ -216,12 +193,15 @@ fn without_the_libvenc_symbol_the_gop_reset_gives_the_idr() {
 
 #[test]
 fn signal_resolution_and_settings_reach_the_library() {
-    let dir = lib_dir("signal", Venc::WithRequestIdr);
+    // The newest library: the only one that answers the signal query.
+    let dir = std::env::temp_dir().join(format!("nanokvm-ffi-test-{}-signal", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    mock::install_generation(&dir, Generation::Newest, Venc::WithRequestIdr);
     let mut lib = VideoLibrary::open(&dir).unwrap();
     let ctl = Control::open(&dir);
-    assert!(lib.signal_active());
+    assert_eq!(lib.signal_active(), Some(true));
     ctl.set_signal(false);
-    assert!(!lib.signal_active());
+    assert_eq!(lib.signal_active(), Some(false));
     assert_eq!(read(&mut lib, H264_720).0, Err(ReadError::NoImage));
     ctl.set_signal(true);
     ctl.set_input(1024, 768, 2);
@@ -234,12 +214,16 @@ fn signal_resolution_and_settings_reach_the_library() {
     assert_eq!(read(&mut lib, H264_720).0, Ok(ReadOutcome::H264Idr));
     lib.set_gop(300);
     assert_eq!(ctl.gop(), 100, "the library's limit");
-    lib.set_frame_detect(60);
+    assert!(lib.set_frame_detect(60));
     assert_eq!(ctl.frame_detect(), 60);
-    assert!(!lib.hdmi_control(false), "no hardware control but on PCIe");
-    assert!(!lib.signal_active(), "capture disabled");
-    assert!(!lib.hdmi_control(true));
-    assert!(lib.signal_active());
+    assert_eq!(
+        lib.hdmi_control(false),
+        Some(false),
+        "no hardware control but on PCIe"
+    );
+    assert_eq!(lib.signal_active(), Some(false), "capture disabled");
+    assert_eq!(lib.hdmi_control(true), Some(false));
+    assert_eq!(lib.signal_active(), Some(true));
     assert_all_freed(&ctl);
 }
 

@@ -244,7 +244,7 @@ impl DeviceCore {
                         self.no_picture(now);
                     }
                     ReadError::NoImage => self.no_picture(now),
-                    ReadError::Unknown(_) | ReadError::NoData => {
+                    ReadError::Unknown(_) | ReadError::BadFrame(_) => {
                         self.error_retry_at = Some(now + RETRY_AFTER_ERROR_US);
                     }
                     // Clear up by themselves (or, for the encoder, with the next IDR, which

@@ -2,11 +2,20 @@
 //! around [`DeviceCore`] that makes the vendor library's blocking calls (on this thread, never
 //! on the executor) and writes the state files the core asks for.
 //!
+//! The library's life cycle: loaded at start (so a missing one stops the daemon at once),
+//! started on the media thread at its first command in the stock server's order (`kvmv_init`,
+//! HDMI capture off, 10 ms, on unless `/etc/kvm/hdmi_disable` exists), and deinitialised when
+//! the media thread drops the source (`kvmv_deinit` only, as the stock server does at exit).
+//!
 //! Each frame is copied once, from the library's buffer into a pooled frame buffer, and the
 //! library's buffer is given back before the read returns (`VideoLibrary::read`).
 
+use std::path::Path;
+
 use bytes::BytesMut;
-use nanokvm_ffi::{IdrMethod, ReadOutcome, VideoLibrary};
+use nanokvm_ffi::{
+    HdmiStart, IdrMethod, LoadedLibrary, Optional, ReadError, ReadOutcome, VideoLibrary,
+};
 use nanokvm_protocol::{Resolution, StreamSettings, VIDEO_PREFIX_MAX};
 
 use super::annexb::{nal, nal_type, sps_picture_size};
@@ -15,32 +24,102 @@ use crate::clock::Micros;
 use crate::device::state_files::StateFiles;
 use crate::device::{DeviceCore, ReadResult};
 
+/// The stock server's switch for leaving HDMI capture off (`server/utils/hdmi.go`), under the
+/// device root.
+pub const HDMI_DISABLE_FILE: &str = "etc/kvm/hdmi_disable";
+
 pub struct DeviceSource {
-    library: VideoLibrary,
+    /// Loaded, waiting to be started on the media thread (taken by the first command).
+    loaded: Option<LoadedLibrary>,
+    library: Option<VideoLibrary>,
+    hdmi_enabled: bool,
     core: DeviceCore,
     files: StateFiles,
     /// Forced IDRs that needed the encoder recreated (no `CVI_VENC_RequestIDR`).
     idr_fallbacks: u64,
+    bad_input: BadInputLog,
 }
 
 impl DeviceSource {
-    pub fn new(library: VideoLibrary, files: StateFiles) -> Self {
-        if let Err(why) = library.instant_idr() {
+    /// Takes the loaded library (not started yet: that blocks, so it waits for the media
+    /// thread); `root` is the device root, where `etc/kvm/hdmi_disable` may be. Logs, once,
+    /// what the library lacks and what that costs.
+    pub fn new(library: LoadedLibrary, files: StateFiles, root: &Path) -> Self {
+        let capabilities = library.capabilities();
+        for missing in capabilities.missing() {
+            match (missing, library.instant_idr()) {
+                (Optional::InstantIdr, Err(why)) => {
+                    log::warn!("no instant IDR ({why}): {}", missing.loss())
+                }
+                _ if missing.matters() => log::warn!(
+                    "the video library has no {}: {}",
+                    missing.symbol(),
+                    missing.loss()
+                ),
+                _ => log::info!(
+                    "the video library has no {}: {}",
+                    missing.symbol(),
+                    missing.loss()
+                ),
+            }
+        }
+        if capabilities.separate_parameter_sets {
+            log::info!(
+                "the video library lends each IDR's SPS and PPS apart (2.2.2 and older); they \
+                 are joined to it"
+            );
+        }
+        let disable_file = root.join(HDMI_DISABLE_FILE);
+        let hdmi_enabled = !disable_file.exists();
+        if !hdmi_enabled {
             log::warn!(
-                "no instant IDR ({why}); forced IDRs recreate the encoder instead (same \
-                 result, a little slower)"
+                "{} exists: HDMI capture stays off, as with the stock server",
+                disable_file.display()
             );
         }
         Self {
-            library,
+            loaded: Some(library),
+            library: None,
+            hdmi_enabled,
             core: DeviceCore::new(),
             files,
             idr_fallbacks: 0,
+            bad_input: BadInputLog::default(),
         }
     }
 
+    /// The started library: the first call starts it, on the calling (media) thread.
+    fn library(&mut self) -> Option<&mut VideoLibrary> {
+        if let Some(loaded) = self.loaded.take() {
+            let (library, hdmi) = loaded.start(self.hdmi_enabled);
+            match hdmi {
+                HdmiStart::Enabled { hardware } => log::info!(
+                    "video library started; HDMI capture reset and enabled ({})",
+                    if hardware {
+                        "the receiver's enable line"
+                    } else {
+                        "the library's flag; this board has no enable line"
+                    }
+                ),
+                HdmiStart::LeftDisabled { .. } => {
+                    log::info!("video library started; HDMI capture left off")
+                }
+                HdmiStart::NoControl => {
+                    log::info!("video library started; it has no HDMI capture control")
+                }
+            }
+            self.library = Some(library);
+        }
+        self.library.as_mut()
+    }
+
     pub fn grab(&mut self, now: Micros, resolution: Resolution) -> GrabInfo {
-        let signal = self.library.signal_active();
+        // Without `kvmv_hdmi_signal_active` (every release) the library cannot say; the core
+        // then goes by the reads: an answer of no image is what turns the signal off.
+        let signal = self
+            .library()
+            .and_then(|l| l.signal_active())
+            .unwrap_or(true);
         let info = self.core.grab(now, signal, resolution);
         self.write_files();
         info
@@ -56,15 +135,20 @@ impl DeviceSource {
         buf: &mut BytesMut,
     ) -> Result<(bool, (u16, u16)), MediaError> {
         let plan = self.core.plan_read(settings, job.force_idr);
+        let Some(library) = self.library() else {
+            return Err(MediaError::Device("the video library is not loaded".into()));
+        };
         if let Some(gop) = plan.set_gop {
-            self.library.set_gop(gop);
+            library.set_gop(gop);
         }
-        if plan.request_idr && self.library.request_idr() == IdrMethod::EncoderRecreated {
-            self.idr_fallbacks += 1;
-        }
-        let outcome = self
-            .library
-            .read(plan.request, |bytes| buf.extend_from_slice(bytes));
+        let fell_back = plan.request_idr && library.request_idr() == IdrMethod::EncoderRecreated;
+        let outcome = library.read(plan.request, |frame| {
+            buf.reserve(frame.len());
+            for part in frame.parts() {
+                buf.extend_from_slice(part);
+            }
+        });
+        self.idr_fallbacks += fell_back as u64;
         let result = match outcome {
             Ok(ReadOutcome::H264Idr) => ReadResult::Frame {
                 keyframe: true,
@@ -77,7 +161,10 @@ impl DeviceSource {
             Ok(other) => ReadResult::NotH264(other),
             Err(e) => ReadResult::Failed(e),
         };
-        if let Some(news) = self.core.read_done(now, &plan.request, result) {
+        let news = self.core.read_done(now, &plan.request, result);
+        if let ReadResult::Failed(e @ (ReadError::BadFrame(_) | ReadError::Unknown(_))) = result {
+            self.bad_input.note(e);
+        } else if let Some(news) = news {
             if news.is_transient() {
                 log::info!("video library: {news}");
             } else {
@@ -94,8 +181,10 @@ impl DeviceSource {
         }
     }
 
-    /// Housekeeping while no frames come: keeps `now_fps` current.
+    /// Housekeeping while no frames come: keeps `now_fps` current. The daemon's first tick
+    /// starts the library if no grab has yet.
     pub fn tick(&mut self, now: Micros) {
+        self.library();
         self.core.tick(now);
         self.write_files();
     }
@@ -103,6 +192,42 @@ impl DeviceSource {
     fn write_files(&mut self) {
         for (file, value) in self.core.take_file_writes() {
             self.files.write(file, value);
+        }
+    }
+}
+
+/// What the library should never answer (a frame code with no usable buffer, a code it does
+/// not document): each kind is logged the first time only, since a library that does it once
+/// tends to do it at every frame; the frames are skipped and the stream goes on.
+#[derive(Default)]
+struct BadInputLog {
+    seen: Vec<ReadError>,
+    skipped: u64,
+}
+
+/// Kinds remembered; an unknown code beyond them is still skipped, just not logged.
+const BAD_INPUT_KINDS: usize = 16;
+
+impl BadInputLog {
+    fn note(&mut self, e: ReadError) {
+        self.skipped += 1;
+        if !self.seen.contains(&e) && self.seen.len() < BAD_INPUT_KINDS {
+            self.seen.push(e);
+            log::warn!("video library: {e}; frame skipped (logged once)");
+        }
+    }
+}
+
+impl Drop for DeviceSource {
+    fn drop(&mut self) {
+        if self.bad_input.skipped > 0 {
+            log::warn!(
+                "video library: {} frames skipped for bad answers",
+                self.bad_input.skipped
+            );
+        }
+        if self.idr_fallbacks > 0 {
+            log::debug!("{} forced IDRs recreated the encoder", self.idr_fallbacks);
         }
     }
 }

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nanokvm_ffi::mock::{self, Control, Venc};
-use nanokvm_ffi::VideoLibrary;
+use nanokvm_ffi::mock::{self, Control, Generation, Venc};
+use nanokvm_ffi::LoadedLibrary;
 use nanokvm_protocol::StreamSettings;
 
 use super::DeviceSource;
@@ -23,13 +23,24 @@ struct Rig {
 
 impl Rig {
     fn start(tag: &str, venc: Venc) -> Rig {
+        Rig::start_with(tag, Generation::V2_5, venc, |_| {})
+    }
+
+    /// `prepare` lays out files under the device root before the source is made.
+    fn start_with(
+        tag: &str,
+        generation: Generation,
+        venc: Venc,
+        prepare: impl FnOnce(&Path),
+    ) -> Rig {
         let dir =
             std::env::temp_dir().join(format!("nanokvmd-device-test-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        mock::install(&dir.join("dl_lib"), venc);
-        let library = VideoLibrary::open(&dir.join("dl_lib")).unwrap();
+        mock::install_generation(&dir.join("dl_lib"), generation, venc);
+        prepare(&dir);
+        let library = LoadedLibrary::load(&dir.join("dl_lib")).unwrap();
         let ctl = Control::open(&dir.join("dl_lib"));
-        let source = DeviceSource::new(library, StateFiles::new(&dir));
+        let source = DeviceSource::new(library, StateFiles::new(&dir), &dir);
         let thread = media::spawn(
             Source::Device(Box::new(source)),
             Arc::new(Metrics::default()),
@@ -161,7 +172,8 @@ fn without_libvenc_a_forced_idr_recreates_the_encoder() {
 
 #[test]
 fn signal_loss_and_a_new_input_size_reach_the_viewers() {
-    let mut rig = Rig::start("signal", Venc::WithRequestIdr);
+    // The newest library, whose signal query tells the loss before any read fails.
+    let mut rig = Rig::start_with("signal", Generation::Newest, Venc::WithRequestIdr, |_| {});
     rig.frame(false);
     rig.frame(false);
     rig.ctl.set_signal(false);
@@ -207,6 +219,121 @@ fn every_buffer_is_freed_after_errors_and_at_shutdown() {
     let c = rig.ctl.counts();
     assert!(c.buffers >= 20, "{c:?}");
     assert_eq!((c.buffers, c.held, c.bad_frees), (c.frees, 0, 0), "{c:?}");
+    rig.stop();
+    assert_all_freed(&rig.dir);
+}
+
+/// The calls the mock saw, as labels, with runs of reads as one `kvmv_read_img(1)`.
+fn call_labels(dir: &Path) -> Vec<String> {
+    mock::calls_file(&dir.join("dl_lib"))
+        .expect("the mock wrote its calls at deinit")
+        .iter()
+        .map(|c| c.label())
+        .collect()
+}
+
+#[test]
+fn the_library_starts_and_stops_on_the_media_thread_in_the_stock_order() {
+    for generation in [Generation::V2_5, Generation::Newest] {
+        let tag = format!("order-{generation:?}");
+        let mut rig = Rig::start_with(&tag, generation, Venc::WithRequestIdr, |_| {});
+        assert!(
+            rig.ctl.calls().is_empty(),
+            "{generation:?}: nothing is called before the media thread's first command"
+        );
+        assert_eq!(rig.frame(true), Some((true, 1920, 1080)), "{generation:?}");
+        assert_eq!(rig.frame(false), Some((true, 1280, 720)), "{generation:?}");
+        if generation == Generation::Newest {
+            assert_eq!(rig.ctl.capture_enabled(), Some(true));
+            assert!(rig.grab().info.signal, "the newest library's signal is on");
+        }
+        rig.stop();
+        let calls = mock::calls_file(&rig.dir.join("dl_lib")).unwrap();
+        let labels = call_labels(&rig.dir);
+        assert_eq!(
+            labels[..3],
+            [
+                "kvmv_init(0)",
+                "kvmv_hdmi_control(0)",
+                "kvmv_hdmi_control(1)"
+            ],
+            "{generation:?}: {labels:?}"
+        );
+        assert_eq!(labels.last().map(String::as_str), Some("kvmv_deinit"));
+        assert!(
+            !labels[3..].contains(&"kvmv_hdmi_control(0)".to_string()),
+            "{generation:?}: the stock server does not disable capture at exit: {labels:?}"
+        );
+        let pause = calls[2].at_us - calls[1].at_us;
+        assert!(
+            pause >= 10_000,
+            "{generation:?}: {pause} µs between off and on"
+        );
+        for call in &calls {
+            assert_eq!(
+                call.thread, "nanokvmd-media",
+                "{generation:?}: {} ran on another thread",
+                call.name
+            );
+        }
+        assert_all_freed(&rig.dir);
+    }
+}
+
+#[test]
+fn hdmi_disable_leaves_capture_off_as_the_stock_server_does() {
+    let mut rig = Rig::start_with("hdmi-off", Generation::Newest, Venc::WithRequestIdr, |d| {
+        std::fs::create_dir_all(d.join("etc/kvm")).unwrap();
+        std::fs::write(d.join(super::HDMI_DISABLE_FILE), "").unwrap();
+    });
+    let report = rig.grab();
+    assert!(!report.info.signal, "capture off: no signal");
+    assert_eq!(rig.ctl.capture_enabled(), Some(false));
+    rig.stop();
+    let labels = call_labels(&rig.dir);
+    assert_eq!(
+        labels[..2],
+        ["kvmv_init(0)", "kvmv_hdmi_control(0)"],
+        "{labels:?}"
+    );
+    assert!(
+        !labels.contains(&"kvmv_hdmi_control(1)".to_string()),
+        "{labels:?}"
+    );
+}
+
+#[test]
+fn a_library_without_a_signal_query_shows_the_signal_from_its_reads() {
+    let mut rig = Rig::start("no-query", Venc::WithRequestIdr);
+    assert_eq!(rig.frame(false), Some((true, 1920, 1080)));
+    assert!(rig.grab().info.signal);
+    rig.ctl.set_signal(false);
+    assert!(rig.encode(false).h264.is_none(), "no image");
+    assert!(!rig.grab().info.signal, "the failed read turned it off");
+    assert_eq!(rig.state_file("state"), "0");
+    rig.stop();
+    assert_all_freed(&rig.dir);
+}
+
+#[test]
+fn bad_answers_skip_the_frame_and_the_stream_goes_on() {
+    let mut rig = Rig::start("bad", Venc::WithRequestIdr);
+    assert!(rig.frame(false).is_some());
+    rig.ctl.script_frame(4, false, 100);
+    rig.ctl.script_frame(4, true, 0);
+    rig.ctl.script_frame(4, true, 9 << 20);
+    rig.ctl.script_frame(7, true, 64);
+    // Each bad answer holds reads back for 0.5 s (15 grabs here); then frames flow again.
+    let mut frames = 0;
+    for _ in 0..120 {
+        frames += rig.frame(false).is_some() as u32;
+    }
+    assert!(frames >= 40, "frames after the bad ones: {frames}");
+    let c = rig.ctl.counts();
+    assert_eq!(
+        c.buffers, c.frees,
+        "the bad ones' buffers were freed too: {c:?}"
+    );
     rig.stop();
     assert_all_freed(&rig.dir);
 }
