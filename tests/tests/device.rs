@@ -117,9 +117,19 @@ fn the_device_backend_streams_decodable_h264_from_the_vendor_library() {
     wait_for(Duration::from_secs(10), "now_fps", || {
         state_file(&root, "now_fps").is_some()
     });
-    assert_eq!(state_file(&root, "state").as_deref(), Some("1"));
-    assert_eq!(state_file(&root, "width").as_deref(), Some("1280"));
-    assert_eq!(state_file(&root, "height").as_deref(), Some("720"));
+    // The settings in force, as the stock server writes them; `state`, `width` and `height`
+    // are the vendor library's own (the mock writes none of them).
+    for (name, value) in [
+        ("type", "h264"),
+        ("qlty", "2000"),
+        ("res", "720"),
+        ("fps", "30"),
+    ] {
+        assert_eq!(state_file(&root, name).as_deref(), Some(value), "{name}");
+    }
+    for name in ["state", "width", "height"] {
+        assert_eq!(state_file(&root, name), None, "nanokvmd wrote {name}");
+    }
     let fed = root.join("tmp/nanokvm_wd");
     wait_for(Duration::from_secs(5), "the watchdog file", || fed.exists());
     std::fs::remove_file(&fed).unwrap(); // as kvm_system does every second

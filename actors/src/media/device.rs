@@ -40,8 +40,8 @@ impl DeviceSource {
     }
 
     pub fn grab(&mut self, now: Micros, resolution: Resolution) -> GrabInfo {
-        let signal = self.library.signal_active();
-        let info = self.core.grab(now, signal, resolution);
+        let flag = self.signal_flag();
+        let info = self.core.grab(now, flag, resolution);
         self.write_files();
         info
     }
@@ -78,10 +78,10 @@ impl DeviceSource {
             Err(e) => ReadResult::Failed(e),
         };
         if let Some(news) = self.core.read_done(now, &plan.request, result) {
-            if news.is_transient() {
-                log::info!("video library: {news}");
+            if news.transient {
+                log::debug!("video library: {} (retried at the next frame)", news.error);
             } else {
-                log::warn!("video library: {news}");
+                log::warn!("video library: {}", news.error);
             }
         }
         self.write_files();
@@ -100,9 +100,16 @@ impl DeviceSource {
         self.write_files();
     }
 
+    /// The library's own word on the signal, `None` where it has no flag. The seam for the
+    /// wrapper: every released library lacks `kvmv_hdmi_signal_active`, so once the wrapper
+    /// loads it as an optional symbol this becomes its `Option<bool>` answer as it is.
+    fn signal_flag(&self) -> Option<bool> {
+        Some(self.library.signal_active())
+    }
+
     fn write_files(&mut self) {
-        for (file, value) in self.core.take_file_writes() {
-            self.files.write(file, value);
+        for file in self.core.take_file_writes() {
+            self.files.write(file);
         }
     }
 }

@@ -101,6 +101,14 @@ impl Rig {
             .trim()
             .to_string()
     }
+
+    /// `state`, `width` and `height` are the library's to write (the mock writes none).
+    fn assert_library_files_untouched(&self) {
+        for name in ["state", "width", "height"] {
+            let path = self.dir.join("kvmapp/kvm").join(name);
+            assert!(!path.exists(), "{} written", path.display());
+        }
+    }
 }
 
 impl Drop for Rig {
@@ -140,9 +148,11 @@ fn the_idr_a_viewer_needs_comes_from_the_read_it_was_asked_before() {
     assert_eq!(rig.ctl.venc_requests(), 1);
     assert_eq!(rig.ctl.counts().gop_sets, 1, "the configured GOP, once");
     assert_eq!(rig.ctl.gop(), 60);
-    assert_eq!(rig.state_file("state"), "1");
-    assert_eq!(rig.state_file("width"), "1920");
-    assert_eq!(rig.state_file("height"), "1080");
+    assert_eq!(rig.state_file("type"), "h264");
+    assert_eq!(rig.state_file("qlty"), "2000");
+    assert_eq!(rig.state_file("res"), "720");
+    assert_eq!(rig.state_file("fps"), "30");
+    rig.assert_library_files_untouched();
     rig.stop();
     assert_all_freed(&rig.dir);
 }
@@ -168,7 +178,6 @@ fn signal_loss_and_a_new_input_size_reach_the_viewers() {
     let report = rig.grab();
     assert!(!report.info.signal);
     assert!(rig.encode(false).h264.is_none(), "no image");
-    assert_eq!(rig.state_file("state"), "0");
     // Without a signal nothing is read at every frame.
     let reads = rig.ctl.counts().reads;
     assert_eq!(rig.grab().info.change, FrameChange::Unchanged);
@@ -189,9 +198,7 @@ fn signal_loss_and_a_new_input_size_reach_the_viewers() {
             .map(|f| (f.keyframe(), f.header.width)),
         Some((true, 960))
     );
-    assert_eq!(rig.state_file("state"), "1");
-    assert_eq!(rig.state_file("width"), "1024");
-    assert_eq!(rig.state_file("height"), "768");
+    rig.assert_library_files_untouched();
     rig.stop();
     assert_all_freed(&rig.dir);
 }
@@ -207,6 +214,26 @@ fn every_buffer_is_freed_after_errors_and_at_shutdown() {
     let c = rig.ctl.counts();
     assert!(c.buffers >= 20, "{c:?}");
     assert_eq!((c.buffers, c.held, c.bad_frees), (c.frees, 0, 0), "{c:?}");
+    rig.stop();
+    assert_all_freed(&rig.dir);
+}
+
+#[test]
+fn a_transient_no_image_costs_one_frame_and_nothing_else() {
+    let mut rig = Rig::start("transient", Venc::WithRequestIdr);
+    rig.frame(false);
+    assert_eq!(rig.frame(false), Some((true, 1280, 720)));
+    rig.ctl.script(&[-1]);
+    assert_eq!(rig.frame(false), None, "the library's encoder wait ran out");
+    let report = rig.grab();
+    assert!(report.info.signal, "no 'no signal' for one -1");
+    assert_ne!(
+        report.info.change,
+        FrameChange::Unchanged,
+        "read again at the next tick, not 500 ms later"
+    );
+    assert!(rig.encode(false).h264.is_some());
+    rig.assert_library_files_untouched();
     rig.stop();
     assert_all_freed(&rig.dir);
 }
