@@ -182,6 +182,8 @@ pub struct DeviceCore {
     frame_size: (u16, u16),
     gop_applied: Option<u16>,
     kbps_applied: Option<u16>,
+    /// What the library was last asked for, and what the stream gets of the settings.
+    encoder: Option<EncoderParams>,
     /// The last read returned `-1`: the library threw its encoder away, the next frame is the
     /// IDR of a new one.
     encoder_recreated: bool,
@@ -214,6 +216,7 @@ impl DeviceCore {
             frame_size: (0, 0),
             gop_applied: None,
             kbps_applied: None,
+            encoder: None,
             encoder_recreated: false,
             error_retry_at: None,
             signal_retry_at: None,
@@ -270,6 +273,7 @@ impl DeviceCore {
             signal: self.showing(),
             source_size: source,
             output_size: output,
+            encoder: self.encoder,
         }
     }
 
@@ -303,6 +307,7 @@ impl DeviceCore {
     /// What to do for one H.264 frame; `force_idr` comes from the IDR policy.
     pub fn plan_read(&mut self, settings: &StreamSettings, force_idr: bool) -> ReadPlan {
         let params = EncoderParams::for_settings(settings);
+        self.encoder = Some(params);
         let set_gop = (self.gop_applied != Some(params.library_gop)).then_some(params.library_gop);
         self.gop_applied = Some(params.library_gop);
         // The library recreates its encoder when the bitrate differs from the last read's.

@@ -446,3 +446,20 @@ fn a_code_that_is_not_h264_changes_nothing() {
     );
     assert!(files(&mut core).is_empty());
 }
+
+#[test]
+fn the_grab_tells_what_the_encoder_really_gets() {
+    let mut core = DeviceCore::new();
+    assert_eq!(core.grab(0, NO_FLAG, Resolution::P720).encoder, None);
+    let asked = StreamSettings {
+        h264_bitrate_kbps: 8000,
+        gop: 300,
+        ..settings()
+    };
+    core.plan_read(&asked, false);
+    let e = core
+        .grab(FRAME_US, NO_FLAG, Resolution::P720)
+        .encoder
+        .unwrap();
+    assert_eq!((e.effective_kbps, e.effective_gop), (5000, 100));
+}
