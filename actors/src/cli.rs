@@ -26,7 +26,7 @@ pub struct Cli {
     #[arg(long, value_name = "replay:PATH")]
     pub source: Option<SourceSpec>,
     /// TOML configuration file (every key optional)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
     /// Frames per second, 5..=60 [default: 30]
     #[arg(long, value_parser = clap::value_parser!(u8).range(5..=60))]

@@ -186,3 +186,49 @@ fn a_missing_vendor_library_stops_start_up_with_a_clear_error() {
         "{text}"
     );
 }
+
+/// `nanokvmd doctor` on the same scratch device: the vendor library's symbols, the board's
+/// lines, and a failure exit while the USB gadget is missing, success once it is there.
+#[test]
+fn doctor_reports_what_the_device_offers_and_fails_on_what_is_missing() {
+    let scratch = TempDir::new("device-doctor");
+    let config = lay_out_device(&scratch);
+    let root = scratch.path().join("root");
+    let data = scratch.path().join("data");
+    let doctor = || {
+        let out = std::process::Command::new(nanokvm_e2e::daemon_bin())
+            .args(["doctor", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .expect("run nanokvmd doctor");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, report) = doctor();
+    assert_eq!(code, Some(1), "{report}");
+    for needle in [
+        "[ok  ] library",
+        "has kvmv_hdmi_signal_active",
+        "board beta (configured)",
+        "power button: gpio503 = 0",
+        "[FAIL] usb",
+        "not ready",
+    ] {
+        assert!(report.contains(needle), "{needle:?} not in\n{report}");
+    }
+    let gadget = root.join("sys/kernel/config/usb_gadget/g0");
+    for f in ["hid.GS0", "hid.GS1", "hid.GS2"] {
+        std::fs::create_dir_all(gadget.join("functions").join(f)).unwrap();
+    }
+    std::fs::write(gadget.join("UDC"), "4340000.usb\n").unwrap();
+    for n in 0..3 {
+        std::fs::write(scratch.path().join(format!("dev/hidg{n}")), "").unwrap();
+    }
+    let (code, report) = doctor();
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("ready: 0 missing"), "{report}");
+}

@@ -134,20 +134,23 @@ pub struct Paths {
 impl Paths {
     pub fn from_config(cfg: &Config, data_dir: &Path) -> Self {
         let root = cfg.device.root.clone();
-        let under_root = |p: &Path| -> PathBuf {
-            if p.starts_with(&root) {
-                p.to_path_buf()
-            } else {
+        // The device's own paths (the defaults) are under the root; paths the config names
+        // are taken as they are.
+        let under_root = |p: &Path, default: &Path| -> PathBuf {
+            if p == default {
                 root.join(p.strip_prefix("/").unwrap_or(p))
+            } else {
+                p.to_path_buf()
             }
         };
+        let defaults = crate::hid::HidPaths::default();
         Self {
             library_dir: cfg.device.library_dir.clone(),
             gpio_root: cfg.atx.gpio_root.clone().unwrap_or_else(|| root.clone()),
             hid: [
-                under_root(&cfg.hid.keyboard),
-                under_root(&cfg.hid.mouse),
-                under_root(&cfg.hid.absolute),
+                under_root(&cfg.hid.keyboard, &defaults.keyboard),
+                under_root(&cfg.hid.mouse, &defaults.mouse),
+                under_root(&cfg.hid.absolute, &defaults.absolute),
             ],
             data_dir: data_dir.to_path_buf(),
             root,
