@@ -100,10 +100,12 @@ function onWorkerMessage(msg) {
     case 'settings':
       serverSettings = msg.settings;
       settingsForm.showSettings(msg.settings);
+      settingsForm.showEffective(videoStatus, serverSettings);
       break;
     case 'videoStatus':
       videoStatus = msg.status;
       showVideoInfo();
+      settingsForm.showEffective(videoStatus, serverSettings);
       break;
     case 'atx':
       atx.showState(msg.state);

@@ -348,6 +348,8 @@ const VideoStatus = struct('VideoStatus', [
   ['width', u16],
   ['height', u16],
   ['fps', u8],
+  ['bitrate_kbps', u32],
+  ['gop', u16],
 ]);
 
 const ErrorCode = enumeration('ErrorCode', [

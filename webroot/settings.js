@@ -28,6 +28,24 @@ export class SettingsForm {
     for (const name of NUMBER_FIELDS) this.form.elements[name].value = settings[name];
   }
 
+  /**
+   * Shows what the stream really gets (a VideoStatus), and which settings the server's
+   * encoder could not take as they are (`settings`: the settings in force, or null).
+   */
+  showEffective(status, settings) {
+    const line = this.form.querySelector('#settings-effective');
+    if (status === null || !status.signal) {
+      line.hidden = true;
+      return;
+    }
+    const asked = (value, wanted) => (settings !== null && wanted !== value ? ` (asked ${wanted})` : '');
+    line.textContent =
+      `In force: ${status.width}×${status.height}, ${status.fps} fps, ` +
+      `${status.bitrate_kbps} kbit/s${asked(status.bitrate_kbps, settings?.h264_bitrate_kbps)}, ` +
+      `GOP ${status.gop}${asked(status.gop, settings?.gop)}`;
+    line.hidden = false;
+  }
+
   showCodec(codec) {
     this.form.elements.codec.value = codec;
   }

@@ -26,7 +26,7 @@ pub struct Cli {
     #[arg(long, value_name = "replay:PATH")]
     pub source: Option<SourceSpec>,
     /// TOML configuration file (every key optional)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
     /// Frames per second, 5..=60 [default: 30]
     #[arg(long, value_parser = clap::value_parser!(u8).range(5..=60))]
@@ -56,10 +56,10 @@ pub struct Cli {
     pub insecure_http: bool,
     /// Device backend: the directory holding the vendor's libkvm.so and libvenc.so
     /// [default: /kvmapp/server/dl_lib]
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub vendor_lib_dir: Option<PathBuf>,
     /// Device backend: prefix of /kvmapp/kvm/* and of the watchdog's files [default: /]
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub device_root: Option<PathBuf>,
     /// Measurements only: `off` never forces an IDR (viewers wait for the GOP, as with the
     /// stock server)
@@ -83,6 +83,10 @@ pub enum Command {
     /// List every HTTP route and who may use it
     #[command(hide = true)]
     Routes,
+    /// Check what the daemon needs on this NanoKVM, without starting it: the vendor library,
+    /// the HDMI signal, the USB gadget, the ATX lines, the stock server (exit 1: something is
+    /// missing)
+    Doctor,
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,7 +177,11 @@ pub fn data_dir(cfg: &Config) -> PathBuf {
 }
 
 /// Runs a subcommand; the exit code (0 done, 1 failed, 2 bad input).
-pub fn run_command(cmd: &Command, cfg: &Config) -> std::process::ExitCode {
+pub fn run_command(
+    cmd: &Command,
+    cfg: &Config,
+    config_file: Option<&std::path::Path>,
+) -> std::process::ExitCode {
     use crate::auth::admin;
     use std::process::ExitCode;
     let dir = data_dir(cfg);
@@ -183,6 +191,7 @@ pub fn run_command(cmd: &Command, cfg: &Config) -> std::process::ExitCode {
             print!("{}", crate::web::describe_routes());
             Ok(())
         }
+        Command::Doctor => return crate::doctor::run(cfg, config_file, &dir),
         Command::User(UserCommand::Add { name, .. }) => match password() {
             Ok(pw) => admin::user_add(&dir, name, &pw)
                 .map(|()| eprintln!("user {name:?} added in {}", dir.display())),

@@ -285,6 +285,12 @@ impl<S: ViewerSink> EncoderCore<S> {
             width: info.output_size.0,
             height: info.output_size.1,
             fps: report.settings.fps,
+            bitrate_kbps: info
+                .encoder
+                .map_or(report.settings.h264_bitrate_kbps, |e| e.effective_kbps),
+            gop: info
+                .encoder
+                .map_or(report.settings.gop, |e| e.effective_gop),
         };
         if self.status == Some(status) {
             return;

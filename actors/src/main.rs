@@ -11,6 +11,7 @@ mod clock;
 mod config;
 mod daemon;
 mod device;
+mod doctor;
 mod encoder;
 mod hid;
 mod hub;
@@ -46,7 +47,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(command) = &cli.command {
-        return cli::run_command(command, &config);
+        return cli::run_command(command, &config, cli.config.as_deref());
     }
     match daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,

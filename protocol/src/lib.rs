@@ -151,6 +151,10 @@ pub struct VideoStatus {
     pub width: u16,
     pub height: u16,
     pub fps: u8,
+    /// The H.264 bitrate (kbit/s) and GOP (frames) the stream is really encoded with: the
+    /// settings, or what the device's encoder can do of them (it clamps both).
+    pub bitrate_kbps: u32,
+    pub gop: u16,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

@@ -140,6 +140,8 @@ pub(crate) fn golden_server() -> Vec<(&'static str, ServerMsg<'static>)> {
                 width: 1280,
                 height: 720,
                 fps: 30,
+                bitrate_kbps: 5000,
+                gop: 100,
             }),
         ),
         (

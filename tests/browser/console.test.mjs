@@ -124,6 +124,15 @@ describe('web console against the sim daemon', { timeout: 120_000 }, () => {
     await form.locator('button[type=submit]').click();
     await waitForStats('frames at 1280x720', (s) => s.width === 1280 && s.height === 720, 5000);
     assert.equal((await readStats()).decoderErrors, 0);
+    // What the stream really gets: the simulated target's encoder takes the settings as they are.
+    const effective = form.locator('#settings-effective');
+    const deadline = Date.now() + 5000;
+    let line = '';
+    while (!line.startsWith('In force: 1280×720') && Date.now() < deadline) {
+      line = (await effective.isVisible()) ? await effective.textContent() : '';
+      if (!line.startsWith('In force: 1280×720')) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(line, /^In force: 1280×720, 30 fps, \d+ kbit\/s, GOP \d+$/, 'nothing "asked" differs in the sim');
     await page.locator('#settings-close').click();
     assert.equal(await page.locator('#settings-panel').isHidden(), true);
   });

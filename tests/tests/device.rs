@@ -117,9 +117,19 @@ fn the_device_backend_streams_decodable_h264_from_the_vendor_library() {
     wait_for(Duration::from_secs(10), "now_fps", || {
         state_file(&root, "now_fps").is_some()
     });
-    assert_eq!(state_file(&root, "state").as_deref(), Some("1"));
-    assert_eq!(state_file(&root, "width").as_deref(), Some("1280"));
-    assert_eq!(state_file(&root, "height").as_deref(), Some("720"));
+    // The settings in force, as the stock server writes them; `state`, `width` and `height`
+    // are the vendor library's own (the mock writes none of them).
+    for (name, value) in [
+        ("type", "h264"),
+        ("qlty", "2000"),
+        ("res", "720"),
+        ("fps", "30"),
+    ] {
+        assert_eq!(state_file(&root, name).as_deref(), Some(value), "{name}");
+    }
+    for name in ["state", "width", "height"] {
+        assert_eq!(state_file(&root, name), None, "nanokvmd wrote {name}");
+    }
     let fed = root.join("tmp/nanokvm_wd");
     wait_for(Duration::from_secs(5), "the watchdog file", || fed.exists());
     std::fs::remove_file(&fed).unwrap(); // as kvm_system does every second
@@ -175,4 +185,50 @@ fn a_missing_vendor_library_stops_start_up_with_a_clear_error() {
         text.contains(&format!("{lib_arg}/libkvm.so")) && text.contains("--vendor-lib-dir"),
         "{text}"
     );
+}
+
+/// `nanokvmd doctor` on the same scratch device: the vendor library's symbols, the board's
+/// lines, and a failure exit while the USB gadget is missing, success once it is there.
+#[test]
+fn doctor_reports_what_the_device_offers_and_fails_on_what_is_missing() {
+    let scratch = TempDir::new("device-doctor");
+    let config = lay_out_device(&scratch);
+    let root = scratch.path().join("root");
+    let data = scratch.path().join("data");
+    let doctor = || {
+        let out = std::process::Command::new(nanokvm_e2e::daemon_bin())
+            .args(["doctor", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .expect("run nanokvmd doctor");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, report) = doctor();
+    assert_eq!(code, Some(1), "{report}");
+    for needle in [
+        "[ok  ] library",
+        "has kvmv_hdmi_signal_active",
+        "board beta (configured)",
+        "power button: gpio503 = 0",
+        "[FAIL] usb",
+        "not ready",
+    ] {
+        assert!(report.contains(needle), "{needle:?} not in\n{report}");
+    }
+    let gadget = root.join("sys/kernel/config/usb_gadget/g0");
+    for f in ["hid.GS0", "hid.GS1", "hid.GS2"] {
+        std::fs::create_dir_all(gadget.join("functions").join(f)).unwrap();
+    }
+    std::fs::write(gadget.join("UDC"), "4340000.usb\n").unwrap();
+    for n in 0..3 {
+        std::fs::write(scratch.path().join(format!("dev/hidg{n}")), "").unwrap();
+    }
+    let (code, report) = doctor();
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("ready: 0 missing"), "{report}");
 }

@@ -1,6 +1,12 @@
-//! `ROOT/kvmapp/kvm/{state,now_fps,width,height}`: what the firmware's OLED daemon shows.
+//! `ROOT/kvmapp/kvm/{now_fps,type,qlty,res,fps}`: what the firmware's OLED daemon
+//! (`kvm_system`) shows, written in the stock server's format — the number or word alone, no
+//! newline (`server/service/vm/screen.go`, `server/service/stream/frame_rate.go`).
 //! Each is replaced atomically (a temporary file renamed over it), so a reader never sees a
-//! half-written number. Written by the media thread, never by the executor.
+//! half-written value; `kvm_system` opens them without checking for a missing file, and a rename
+//! never leaves one missing. Written by the media thread, never by the executor.
+//!
+//! Not written here, on purpose: `state`, `width` and `height` belong to the vendor library,
+//! which writes them itself (see [`super`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,8 +32,8 @@ impl StateFiles {
         &self.dir
     }
 
-    pub fn write(&mut self, file: StateFile, value: u32) {
-        if let Err(e) = self.replace(file.name(), value) {
+    pub fn write(&mut self, file: StateFile) {
+        if let Err(e) = self.replace(file) {
             if !std::mem::replace(&mut self.failed, true) {
                 log::warn!(
                     "writing {}: {e} (the OLED shows stale values)",
@@ -37,11 +43,12 @@ impl StateFiles {
         }
     }
 
-    fn replace(&self, name: &str, value: u32) -> std::io::Result<()> {
+    fn replace(&self, file: StateFile) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
+        let name = file.name();
         let tmp = self.dir.join(format!(".{name}.nanokvmd"));
         let mut f = std::fs::File::create(&tmp)?;
-        writeln!(f, "{value}")?;
+        write!(f, "{}", file.content())?;
         drop(f);
         std::fs::rename(&tmp, self.dir.join(name))
     }
@@ -52,20 +59,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_replace_the_files_whole() {
+    fn values_replace_the_files_whole_in_the_stock_format() {
         let root = std::env::temp_dir().join(format!("nanokvmd-state-{}", std::process::id()));
         let mut files = StateFiles::new(&root);
-        files.write(StateFile::Width, 1920);
-        files.write(StateFile::Width, 1024);
-        files.write(StateFile::State, 1);
+        files.write(StateFile::Qlty(2000));
+        files.write(StateFile::Qlty(1000));
+        files.write(StateFile::Type);
+        files.write(StateFile::Res(0));
         let read = |n: &str| std::fs::read_to_string(root.join("kvmapp/kvm").join(n)).unwrap();
-        assert_eq!(read("width"), "1024\n");
-        assert_eq!(read("state"), "1\n");
+        assert_eq!(read("qlty"), "1000");
+        assert_eq!(read("type"), "h264");
+        assert_eq!(read("res"), "0");
         let names: Vec<_> = std::fs::read_dir(files.dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
+        assert_eq!(names.len(), 3, "no temporary file left: {names:?}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -21,6 +21,7 @@ fn grab(seq: u64, change: FrameChange, size: (u16, u16)) -> GrabReport {
             signal: true,
             source_size: (1920, 1080),
             output_size: size,
+            encoder: None,
         },
     }
 }

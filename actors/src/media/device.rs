@@ -114,13 +114,10 @@ impl DeviceSource {
     }
 
     pub fn grab(&mut self, now: Micros, resolution: Resolution) -> GrabInfo {
-        // Without `kvmv_hdmi_signal_active` (every release) the library cannot say; the core
-        // then goes by the reads: an answer of no image is what turns the signal off.
-        let signal = self
-            .library()
-            .and_then(|l| l.signal_active())
-            .unwrap_or(true);
-        let info = self.core.grab(now, signal, resolution);
+        // Without `kvmv_hdmi_signal_active` (every release) the library cannot say (`None`);
+        // the core then goes by the reads: a run of no-image answers turns the signal off.
+        let flag = self.library().and_then(|l| l.signal_active());
+        let info = self.core.grab(now, flag, resolution);
         self.write_files();
         info
     }
@@ -165,10 +162,10 @@ impl DeviceSource {
         if let ReadResult::Failed(e @ (ReadError::BadFrame(_) | ReadError::Unknown(_))) = result {
             self.bad_input.note(e);
         } else if let Some(news) = news {
-            if news.is_transient() {
-                log::info!("video library: {news}");
+            if news.transient {
+                log::debug!("video library: {} (retried at the next frame)", news.error);
             } else {
-                log::warn!("video library: {news}");
+                log::warn!("video library: {}", news.error);
             }
         }
         self.write_files();
@@ -189,9 +186,12 @@ impl DeviceSource {
         self.write_files();
     }
 
+    /// The library's own word on the signal, `None` where it has no flag. The seam for the
+    /// wrapper: every released library lacks `kvmv_hdmi_signal_active`, so once the wrapper
+    /// loads it as an optional symbol this becomes its `Option<bool>` answer as it is.
     fn write_files(&mut self) {
-        for (file, value) in self.core.take_file_writes() {
-            self.files.write(file, value);
+        for file in self.core.take_file_writes() {
+            self.files.write(file);
         }
     }
 }

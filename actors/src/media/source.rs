@@ -12,6 +12,7 @@ use crate::capture::scale::{RgbFrame, Scaler};
 #[cfg(feature = "soft-h264")]
 use crate::capture::yuv::{rgb_to_i420, I420Frame};
 use crate::clock::Micros;
+use crate::device::limits::EncoderParams;
 use crate::idr_policy::FrameChange;
 #[cfg(feature = "sim")]
 use crate::sim::power::Display;
@@ -26,6 +27,9 @@ pub struct GrabInfo {
     pub signal: bool,
     pub source_size: (u16, u16),
     pub output_size: (u16, u16),
+    /// What the source's own encoder makes of the bitrate and GOP, where it cannot take the
+    /// settings as they are (the device); `None`: as configured.
+    pub encoder: Option<EncoderParams>,
 }
 
 pub enum Source {
@@ -59,6 +63,7 @@ impl Source {
                     signal: true,
                     source_size: replay.size(),
                     output_size: replay.size(),
+                    encoder: None,
                 }
             }
             Source::Device(device) => device.grab(capture_us, resolution),
@@ -170,6 +175,7 @@ impl SimCapture {
                 signal,
                 source_size,
                 output_size,
+                encoder: None,
             };
         }
         let first = !std::mem::replace(&mut self.grabbed_once, true);
@@ -205,6 +211,7 @@ impl SimCapture {
             signal,
             source_size,
             output_size,
+            encoder: None,
         }
     }
 

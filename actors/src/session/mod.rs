@@ -599,6 +599,8 @@ mod tests {
             width: 1024,
             height: 768,
             fps: 30,
+            bitrate_kbps: 2000,
+            gop: 60,
         };
         for (status, want) in [(None, 1), (Some(status), 2)] {
             let mut out = Vec::new();

@@ -112,6 +112,14 @@ impl Rig {
             .trim()
             .to_string()
     }
+
+    /// `state`, `width` and `height` are the library's to write (the mock writes none).
+    fn assert_library_files_untouched(&self) {
+        for name in ["state", "width", "height"] {
+            let path = self.dir.join("kvmapp/kvm").join(name);
+            assert!(!path.exists(), "{} written", path.display());
+        }
+    }
 }
 
 impl Drop for Rig {
@@ -151,9 +159,11 @@ fn the_idr_a_viewer_needs_comes_from_the_read_it_was_asked_before() {
     assert_eq!(rig.ctl.venc_requests(), 1);
     assert_eq!(rig.ctl.counts().gop_sets, 1, "the configured GOP, once");
     assert_eq!(rig.ctl.gop(), 60);
-    assert_eq!(rig.state_file("state"), "1");
-    assert_eq!(rig.state_file("width"), "1920");
-    assert_eq!(rig.state_file("height"), "1080");
+    assert_eq!(rig.state_file("type"), "h264");
+    assert_eq!(rig.state_file("qlty"), "2000");
+    assert_eq!(rig.state_file("res"), "720");
+    assert_eq!(rig.state_file("fps"), "30");
+    rig.assert_library_files_untouched();
     rig.stop();
     assert_all_freed(&rig.dir);
 }
@@ -180,7 +190,6 @@ fn signal_loss_and_a_new_input_size_reach_the_viewers() {
     let report = rig.grab();
     assert!(!report.info.signal);
     assert!(rig.encode(false).h264.is_none(), "no image");
-    assert_eq!(rig.state_file("state"), "0");
     // Without a signal nothing is read at every frame.
     let reads = rig.ctl.counts().reads;
     assert_eq!(rig.grab().info.change, FrameChange::Unchanged);
@@ -201,9 +210,7 @@ fn signal_loss_and_a_new_input_size_reach_the_viewers() {
             .map(|f| (f.keyframe(), f.header.width)),
         Some((true, 960))
     );
-    assert_eq!(rig.state_file("state"), "1");
-    assert_eq!(rig.state_file("width"), "1024");
-    assert_eq!(rig.state_file("height"), "768");
+    rig.assert_library_files_untouched();
     rig.stop();
     assert_all_freed(&rig.dir);
 }
@@ -309,8 +316,14 @@ fn a_library_without_a_signal_query_shows_the_signal_from_its_reads() {
     assert!(rig.grab().info.signal);
     rig.ctl.set_signal(false);
     assert!(rig.encode(false).h264.is_none(), "no image");
-    assert!(!rig.grab().info.signal, "the failed read turned it off");
-    assert_eq!(rig.state_file("state"), "0");
+    assert!(rig.grab().info.signal, "one no-image answer is transient");
+    assert!(rig.encode(false).h264.is_none(), "no image");
+    // The run of no-image answers outlasts DeviceCore's 2 s: that is a loss of signal.
+    rig.seq += 3_000_000 / 33_333;
+    rig.grab();
+    assert!(rig.encode(false).h264.is_none(), "no image");
+    assert!(!rig.grab().info.signal, "the run of failed reads turned it off");
+    rig.assert_library_files_untouched();
     rig.stop();
     assert_all_freed(&rig.dir);
 }
@@ -334,6 +347,26 @@ fn bad_answers_skip_the_frame_and_the_stream_goes_on() {
         c.buffers, c.frees,
         "the bad ones' buffers were freed too: {c:?}"
     );
+    rig.stop();
+    assert_all_freed(&rig.dir);
+}
+
+#[test]
+fn a_transient_no_image_costs_one_frame_and_nothing_else() {
+    let mut rig = Rig::start("transient", Venc::WithRequestIdr);
+    rig.frame(false);
+    assert_eq!(rig.frame(false), Some((true, 1280, 720)));
+    rig.ctl.script(&[-1]);
+    assert_eq!(rig.frame(false), None, "the library's encoder wait ran out");
+    let report = rig.grab();
+    assert!(report.info.signal, "no 'no signal' for one -1");
+    assert_ne!(
+        report.info.change,
+        FrameChange::Unchanged,
+        "read again at the next tick, not 500 ms later"
+    );
+    assert!(rig.encode(false).h264.is_some());
+    rig.assert_library_files_untouched();
     rig.stop();
     assert_all_freed(&rig.dir);
 }
