@@ -2,8 +2,8 @@
 // directory, with a user (and an API token for requests from the test itself) made through the
 // real CLI, and a helper logs a page in. Every browser test starts its daemon through here.
 //
-// Needs the daemon binary (NANOKVMD_BIN, or CARGO_TARGET_DIR/debug/nanokvmd, or
-// target/debug/nanokvmd: `cargo build -p nanokvmd`), found the way the Rust harness finds it.
+// Needs the daemon binary: NANOKVMD_BIN, or CARGO_TARGET_DIR/debug/nanokvmd, or
+// target/debug/nanokvmd (`cargo build -p nanokvmd`; `cargo xtask e2e` builds it first).
 
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -1,8 +1,64 @@
-//! Checks of the harness itself (no daemon needed): Annex-B splitting, OpenH264 decoding of the
-//! replay file, multipart and metrics parsing.
+//! Checks of the harness itself (no daemon needed): which binary it runs, that every e2e test is
+//! a target cargo builds the binary for, Annex-B splitting, OpenH264 decoding of the replay
+//! file, multipart and metrics parsing.
 
 use nanokvm_e2e::h264::{self, Decoder};
-use nanokvm_e2e::{parse_listen_line, take_parts, Metrics};
+use nanokvm_e2e::{daemon_bin, parse_listen_line, take_parts, workspace_dir, Metrics};
+
+#[test]
+fn the_daemon_under_test_is_the_binary_cargo_built_for_this_run() {
+    let expected = match std::env::var_os("NANOKVMD_BIN") {
+        // A binary named on purpose (the measurement programs, the riscv64 smoke test) wins.
+        Some(bin) => std::path::PathBuf::from(bin),
+        None => std::path::PathBuf::from(env!("CARGO_BIN_EXE_nanokvmd")),
+    };
+    assert_eq!(daemon_bin(), expected);
+}
+
+/// A file in `tests/tests/` that is not a `[[test]]` target of `nanokvmd` would be compiled by
+/// no package and run by nobody (`nanokvm-e2e` has `autotests = false`).
+#[test]
+fn every_e2e_test_file_is_a_test_target_of_nanokvmd() {
+    let manifest_path = workspace_dir().join("actors/Cargo.toml");
+    let manifest = std::fs::read_to_string(&manifest_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", manifest_path.display()));
+    let declared: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("path = \"../tests/tests/"))
+        .filter_map(|l| l.strip_suffix(".rs\""))
+        .collect();
+    let dir = workspace_dir().join("tests/tests");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".rs").map(str::to_string)
+        })
+        .collect();
+    files.sort();
+    let missing: Vec<&String> = files
+        .iter()
+        .filter(|f| !declared.contains(&f.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "tests/tests/{{{}}}.rs: add a [[test]] target for each to actors/Cargo.toml",
+        missing
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let gone: Vec<&&str> = declared
+        .iter()
+        .filter(|d| !files.iter().any(|f| f == *d))
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "actors/Cargo.toml names missing e2e test files: {gone:?}"
+    );
+}
 
 #[test]
 fn replay_file_splits_into_decodable_access_units() {

@@ -333,7 +333,7 @@ fn smoke_test(root: &Path, binary: &Path) -> Result<(), String> {
         &[
             "test",
             "-p",
-            "nanokvm-e2e",
+            "nanokvmd",
             "--test",
             "riscv64_smoke",
             "--",

@@ -6,7 +6,9 @@
 //!   (Debian), and runs format, lints (also of the daemon's other feature sets), unit and
 //!   end-to-end tests (once over HTTP, once over HTTPS), the browser tests in headless
 //!   Chromium, and `dist`.
-//! - `e2e`: only the end-to-end and browser tests (the daemon is built first).
+//! - `e2e`: only the end-to-end tests (`tests/tests/`, targets of the `nanokvmd` package, so
+//!   cargo builds the daemon they run first; the device backend's also with the device's
+//!   features) and the browser tests.
 //! - `dist [--no-smoke]`: the NanoKVM build (riscv64 musl) and its bundle, checked, and the
 //!   simulated target built for riscv64 and run under qemu (see `dist.rs`). Part of `ci`.
 //! - `bench [--quick] [--no-browser]`: builds the daemon in release with the `alloc-count`
@@ -180,8 +182,9 @@ fn ci() -> Result<(), String> {
         args.extend_from_slice(&["--", "-D", "warnings"]);
         run(&root, "cargo", &args)?;
     }
-    run(&root, "cargo", &["build", "-p", "nanokvmd"])?;
+    // The e2e tests are targets of `nanokvmd`: cargo builds the binary they run first.
     run(&root, "cargo", &["test", "--workspace"])?;
+    e2e_with_device_features(&root)?;
     e2e_over_tls(&root)?;
     browser_tests(&root)?;
     dist::dist(&[])
@@ -201,9 +204,44 @@ fn shellcheck(root: &Path) -> Result<(), String> {
     run(root, "shellcheck", &args)
 }
 
+/// The end-to-end tests: every file in `tests/tests/`, each a `[[test]]` target of the
+/// `nanokvmd` package (`tests/tests/harness.rs` checks that none is left out of
+/// `actors/Cargo.toml`).
+fn e2e_tests(root: &Path) -> Result<Vec<String>, String> {
+    let dir = root.join("tests/tests");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".rs").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The tests of the device backend again, against the daemon built with the device's features
+/// (no simulated target, no software encoder); the e2e tests that need the simulated target
+/// declare `required-features` and are skipped by cargo in this build.
+fn e2e_with_device_features(root: &Path) -> Result<(), String> {
+    run(
+        root,
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "nanokvmd",
+            "--no-default-features",
+            "--test",
+            "device",
+        ],
+    )
+}
+
 /// The end-to-end suite again, with every daemon serving HTTPS with its generated certificate.
 fn e2e_over_tls(root: &Path) -> Result<(), String> {
-    let mut args = vec!["test", "-p", "nanokvm-e2e"];
+    let mut args = vec!["test", "-p", "nanokvmd"];
     for t in TLS_E2E_TESTS {
         args.extend_from_slice(&["--test", t]);
     }
@@ -224,8 +262,14 @@ fn e2e_over_tls(root: &Path) -> Result<(), String> {
 fn e2e() -> Result<(), String> {
     ensure_system_packages()?;
     let root = root();
-    run(&root, "cargo", &["build", "-p", "nanokvmd"])?;
-    run(&root, "cargo", &["test", "-p", "nanokvm-e2e"])?;
+    let names = e2e_tests(&root)?;
+    let mut args = vec!["test", "-p", "nanokvmd"];
+    for name in &names {
+        args.extend_from_slice(&["--test", name.as_str()]);
+    }
+    // Cargo builds the binary the e2e tests run before it runs them.
+    run(&root, "cargo", &args)?;
+    e2e_with_device_features(&root)?;
     e2e_over_tls(&root)?;
     browser_tests(&root)
 }
@@ -310,7 +354,10 @@ fn bench(args: &[String]) -> Result<(), String> {
     )
 }
 
+/// The browser tests run `<target>/debug/nanokvmd` (`tests/browser/daemon.mjs`). Built here
+/// with the default features: the last `cargo test` may have left the device's build there.
 fn browser_tests(root: &Path) -> Result<(), String> {
+    run(root, "cargo", &["build", "-p", "nanokvmd"])?;
     let dir = root.join("tests/browser");
     run(&dir, "npm", &["ci", "--no-audit", "--no-fund"])?;
     run(&dir, "node", &["--test", "--test-concurrency=1"])

@@ -12,6 +12,7 @@
 //! A measurement program: it never fails on a figure, only when it cannot run at all.
 
 mod bitrate;
+mod clock;
 mod glass;
 mod joins;
 mod replay;
@@ -26,6 +27,8 @@ use nanokvm_e2e::Daemon;
 /// How long each part runs.
 pub struct Plan {
     pub joins: usize,
+    /// Joins as the only viewer (each waits for capture to stop first).
+    pub idle_joins: usize,
     pub key_presses: usize,
     pub warm_up: Duration,
     pub window: Duration,
@@ -39,6 +42,7 @@ impl Plan {
     fn full() -> Plan {
         Plan {
             joins: 25,
+            idle_joins: 10,
             key_presses: 300,
             warm_up: Duration::from_secs(10),
             window: Duration::from_secs(20),
@@ -52,6 +56,7 @@ impl Plan {
     fn quick() -> Plan {
         Plan {
             joins: 8,
+            idle_joins: 3,
             key_presses: 50,
             warm_up: Duration::from_secs(2),
             window: Duration::from_secs(5),
@@ -195,7 +200,7 @@ fn main() {
     joins::run(&mut run, &plan);
     eprintln!("bench: replay source: server time, allocations, memory, fan-out ...");
     replay::run(&mut run, &plan);
-    eprintln!("bench: bitrate ...");
+    eprintln!("bench: bitrate, frame rate, CPU and latency of the sim's encoder ...");
     bitrate::run(&mut run, &plan);
     if args.browser {
         eprintln!("bench: glass-to-glass in Chromium ...");
