@@ -16,6 +16,7 @@
 
 mod dist;
 mod elf;
+mod musl;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
