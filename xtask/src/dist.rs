@@ -10,7 +10,10 @@
 //!    `INSTALL.md`, and the same as `nanokvmd-riscv64.tar.gz`.
 //! 5. Unless `--no-smoke`: a static build of the simulated target (no OpenH264, which does not
 //!    build for riscv64), run under `qemu-riscv64` by `tests/tests/riscv64_smoke.rs`, and by
-//!    `tests/browser/no_h264.test.mjs` (the console falls back to MJPEG).
+//!    `tests/browser/no_h264.test.mjs` (the console falls back to MJPEG). Then the device
+//!    binary itself: a riscv64 musl built from source (`musl.rs`, cached) is its loader and
+//!    libc under `qemu-riscv64 -L`, and `tests/tests/riscv64_device.rs` runs it against the
+//!    riscv64 build of the vendor library mock and decodes its H.264 on the host.
 //!
 //! Each variant keeps its own target directory under `<target>/riscv64/`, std included, so a
 //! second run rebuilds only what changed (the two differ in RUSTFLAGS, which would otherwise
