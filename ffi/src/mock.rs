@@ -125,14 +125,21 @@ fn source(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// `NANOKVM_MOCK_CC` names another compiler (one program, e.g. a wrapper around
+/// `zig cc -target riscv64-linux-musl`): `cargo xtask dist` builds the riscv64 mock with it,
+/// with the same sources and defines as here.
+fn compiler() -> std::ffi::OsString {
+    std::env::var_os("NANOKVM_MOCK_CC").unwrap_or_else(|| "cc".into())
+}
+
 fn compile(out: &Path, src: &str, extra: &[&str]) -> Result<(), String> {
-    let output = Command::new("cc")
+    let output = Command::new(compiler())
         .args(["-shared", "-fPIC", "-O1", "-Wall", "-o"])
         .arg(out)
         .arg(source(src))
         .args(extra)
         .output()
-        .map_err(|e| format!("running cc: {e}"))?;
+        .map_err(|e| format!("running {:?}: {e}", compiler()))?;
     if output.status.success() {
         Ok(())
     } else {

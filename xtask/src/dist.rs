@@ -10,7 +10,10 @@
 //!    `INSTALL.md`, and the same as `nanokvmd-riscv64.tar.gz`.
 //! 5. Unless `--no-smoke`: a static build of the simulated target (no OpenH264, which does not
 //!    build for riscv64), run under `qemu-riscv64` by `tests/tests/riscv64_smoke.rs`, and by
-//!    `tests/browser/no_h264.test.mjs` (the console falls back to MJPEG).
+//!    `tests/browser/no_h264.test.mjs` (the console falls back to MJPEG). Then the device
+//!    binary itself: a riscv64 musl built from source (`musl.rs`, cached) is its loader and
+//!    libc under `qemu-riscv64 -L`, and `tests/tests/riscv64_device.rs` runs it against the
+//!    riscv64 build of the vendor library mock and decodes its H.264 on the host.
 //!
 //! Each variant keeps its own target directory under `<target>/riscv64/`, std included, so a
 //! second run rebuilds only what changed (the two differ in RUSTFLAGS, which would otherwise
@@ -21,6 +24,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::elf::{self, EM_RISCV};
+use crate::musl::{self, Musl};
 use crate::{on_path, run, run_with_env, target_dir};
 
 const TARGET: &str = "riscv64gc-unknown-linux-musl";
@@ -110,6 +114,13 @@ fn build_and_check(
             cross_build(root, target, &SMOKE, &python_path)
         })?;
         steps.time("smoke binary checks", || check_static_binary(&sim))?;
+        let zig = zig_binary(&python_path)?;
+        let musl = steps.time("riscv64 musl sysroot (cached after the first run)", || {
+            musl::ensure(target, &zig)
+        })?;
+        steps.time("device binary under qemu-riscv64 (riscv64 mock)", || {
+            device_smoke_test(root, &device, &musl)
+        })?;
         steps.time("smoke test under qemu-riscv64", || smoke_test(root, &sim))?;
         steps.time("browser test under qemu-riscv64", || {
             browser_test(root, target, &sim)
@@ -179,6 +190,29 @@ fn ensure_cross_tools(root: &Path, target: &Path) -> Result<String, String> {
         run(root, "rustup", &["component", "add", "rust-src"])?;
     }
     Ok(python_path)
+}
+
+/// The zig executable inside the `ziglang` package: called directly, not through
+/// `python3 -m ziglang`, since musl's build runs it once per source file.
+fn zig_binary(python_path: &str) -> Result<PathBuf, String> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, ziglang; print(os.path.join(os.path.dirname(ziglang.__file__), 'zig'))",
+        ])
+        .env("PYTHONPATH", python_path)
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    let zig = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if out.status.success() && zig.is_file() {
+        Ok(zig)
+    } else {
+        Err(format!(
+            "no zig executable in the ziglang package ({}): {}",
+            zig.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
 }
 
 fn ziglang_works(python_path: &str) -> bool {
@@ -367,6 +401,40 @@ fn browser_test(root: &Path, target: &Path, binary: &Path) -> Result<(), String>
         &[
             ("NANOKVMD_BIN", wrapper.as_ref()),
             ("NANOKVMD_NO_H264", "1"),
+        ],
+    )
+}
+
+/// The device binary itself under `qemu-riscv64`, loaded by the musl built from source,
+/// against the riscv64 build of the vendor library mock: `tests/tests/riscv64_device.rs`
+/// streams its H.264 and decodes it on the host.
+fn device_smoke_test(root: &Path, device: &Path, musl: &Musl) -> Result<(), String> {
+    if !on_path("qemu-riscv64") {
+        return Err("qemu-riscv64 is missing (Debian package qemu-user)".into());
+    }
+    let (device, sysroot, cc) = (
+        device.to_string_lossy(),
+        musl.sysroot.to_string_lossy(),
+        musl.cc.to_string_lossy(),
+    );
+    run_with_env(
+        root,
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "nanokvmd",
+            "--test",
+            "riscv64_device",
+            "--",
+            "--ignored",
+        ],
+        &[
+            ("NANOKVMD_RISCV64_DEVICE_BIN", device.as_ref()),
+            ("NANOKVM_RISCV64_SYSROOT", sysroot.as_ref()),
+            // The mock is compiled by the test with the same sources and defines as the
+            // host's (nanokvm_ffi::mock), only with this compiler.
+            ("NANOKVM_MOCK_CC", cc.as_ref()),
         ],
     )
 }

@@ -21,6 +21,7 @@
 
 mod dist;
 mod elf;
+mod musl;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ use std::process::{Command, ExitCode};
 /// Debian packages the tests need: nasm makes OpenH264 build with its assembly (3x faster
 /// encoding), chromium runs the browser tests, shellcheck checks the init scripts, ffmpeg and
 /// curl show that API tokens work with the tools people use; qemu-user runs the riscv64 build,
-/// pip fetches zig for the cross build (`cargo xtask dist`).
+/// pip fetches zig for the cross build (`cargo xtask dist`), make runs musl's own build there.
 const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("nasm", "nasm"),
     ("shellcheck", "shellcheck"),
@@ -40,6 +41,7 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("qemu-riscv64", "qemu-user"),
     ("pip3", "python3-pip"),
+    ("make", "make"),
 ];
 
 /// The end-to-end tests that run a second time over HTTPS/WSS (`NANOKVM_E2E_TLS=1`): all but
