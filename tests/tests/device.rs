@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nanokvm_e2e::ws::{Msg, WsClient};
 use nanokvm_e2e::{block_on, h264, http, run_daemon, Daemon, TempDir};
-use nanokvm_ffi::mock::{self, Venc};
+use nanokvm_ffi::mock::{self, Generation, Venc};
 
 /// Polls `what` until it holds; panics after `d` (generous: a loaded machine is slow, and
 /// nothing here measures time).
@@ -22,9 +22,14 @@ fn wait_for(d: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 /// The device's files under `scratch`: the vendor library, `/kvmapp/kvm`, the watchdog flag,
 /// the GPIO tree of a beta board; returns the config file.
 fn lay_out_device(scratch: &TempDir) -> std::path::PathBuf {
+    lay_out_device_of(scratch, Generation::V2_5, Venc::WithRequestIdr)
+}
+
+/// As [`lay_out_device`], with the mock of one library generation.
+fn lay_out_device_of(scratch: &TempDir, generation: Generation, venc: Venc) -> std::path::PathBuf {
     let dir = scratch.path();
     let lib = dir.join("dl_lib");
-    mock::install(&lib, Venc::WithRequestIdr);
+    mock::install_generation(&lib, generation, venc);
     std::fs::copy(h264::replay_file(), lib.join("mock_stream.h264")).expect("recording");
     let root = dir.join("root");
     std::fs::create_dir_all(root.join("etc/kvm")).unwrap();
@@ -231,4 +236,99 @@ fn doctor_reports_what_the_device_offers_and_fails_on_what_is_missing() {
     let (code, report) = doctor();
     assert_eq!(code, Some(0), "{report}");
     assert!(report.contains("ready: 0 missing"), "{report}");
+}
+
+/// Every generation of the vendor library the NanoKVM has shipped (and the untagged newest):
+/// the real binary loads it, starts it in the stock order, streams H.264 that decodes, and
+/// stops it with every buffer freed.
+#[test]
+fn every_library_generation_loads_starts_in_the_stock_order_and_streams() {
+    for generation in Generation::ALL {
+        // v1.3.0 shipped no libvenc.so.
+        let venc = match generation {
+            Generation::V1_3 => Venc::Absent,
+            _ => Venc::WithRequestIdr,
+        };
+        let scratch = TempDir::new(&format!("device-gen{}", generation.define()));
+        let config = lay_out_device_of(&scratch, generation, venc);
+        let root = scratch.path().join("root");
+        let mut d = Daemon::start_backend("device", &["--config", &config.display().to_string()]);
+        let out = d.output();
+        assert!(out.contains("exports like"), "{generation:?}: {out}");
+        let has_signal_query = out.contains("kvmv_hdmi_signal_active");
+        assert_eq!(
+            has_signal_query,
+            generation == Generation::Newest,
+            "{generation:?}: {out}"
+        );
+        block_on(async {
+            let (mut c, _, _) = WsClient::connect_hello(d.addr(), true).await;
+            let first = c.recv_video(Duration::from_secs(10)).await;
+            assert!(first.header.keyframe, "{generation:?}: {}", first.describe());
+            // SPS + PPS + IDR in one access unit, also where the library lends the parameter
+            // sets separately (v1.3, 2.2.x).
+            h264::check_keyframe_au(&first.data)
+                .unwrap_or_else(|e| panic!("{generation:?}: {e}"));
+            let mut frames = vec![first];
+            frames.extend(c.collect_video(Duration::from_millis(1000)).await);
+            assert!(frames.len() >= 5, "{generation:?}: {} frames", frames.len());
+            let mut dec = h264::Decoder::new();
+            for f in &frames {
+                let size = dec
+                    .decode_picture(&f.data)
+                    .unwrap_or_else(|e| panic!("{generation:?}: {}: {e}", f.describe()));
+                assert_eq!(size, (1280, 720), "{generation:?}: {}", f.describe());
+            }
+        });
+        let status = d.stop();
+        assert!(status.success(), "{generation:?}: {status:?}\n{}", d.output());
+        let lib = scratch.path().join("dl_lib");
+        let calls = mock::calls_file(&lib).expect("mock_calls.txt");
+        let labels: Vec<String> = calls.iter().map(|c| c.label()).collect();
+        let first_read = labels
+            .iter()
+            .position(|l| l.starts_with("kvmv_read_img"))
+            .unwrap_or_else(|| panic!("{generation:?}: no read in {labels:?}"));
+        let start: Vec<&str> = labels[..first_read]
+            .iter()
+            .map(String::as_str)
+            .filter(|l| l.starts_with("kvmv_"))
+            .collect();
+        match generation {
+            // No HDMI control to call.
+            Generation::V1_3 => assert_eq!(start, ["kvmv_init(0)"], "{labels:?}"),
+            _ => {
+                assert_eq!(
+                    start,
+                    ["kvmv_init(0)", "kvmv_hdmi_control(0)", "kvmv_hdmi_control(1)"],
+                    "{generation:?}: {labels:?}"
+                );
+                let at = |label: &str| {
+                    calls
+                        .iter()
+                        .find(|c| c.label() == label)
+                        .map(|c| c.at_us)
+                        .unwrap_or_default()
+                };
+                let pause = at("kvmv_hdmi_control(1)") - at("kvmv_hdmi_control(0)");
+                assert!(pause >= 10_000, "{generation:?}: {pause} µs between off and on");
+            }
+        }
+        assert_eq!(
+            labels.iter().filter(|l| l.starts_with("kvmv_deinit")).count(),
+            1,
+            "{generation:?}: {labels:?}"
+        );
+        let last_kvmv = labels.iter().rev().find(|l| l.starts_with("kvmv_"));
+        assert_eq!(
+            last_kvmv.map(String::as_str),
+            Some("kvmv_deinit"),
+            "{generation:?}: {labels:?}"
+        );
+        let stats = mock::stats_file(&lib).expect("mock_stats.txt");
+        let get = |k: &str| stats.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        assert_eq!(get("buffers"), get("frees"), "{generation:?}: {stats:?}");
+        assert_eq!(get("held"), Some(0), "{generation:?}: {stats:?}");
+        assert_eq!(state_file(&root, "state"), None, "{generation:?}: nanokvmd wrote state");
+    }
 }

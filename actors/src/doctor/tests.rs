@@ -73,7 +73,8 @@ fn a_ready_cube_passes_and_the_report_says_what_it_found() {
     let all = r.render();
     for needle in [
         "kvmv_read_img",
-        "has kvmv_hdmi_signal_active",
+        "no kvmv_hdmi_signal_active: no signal flag",
+        "looks like release 2.2.3 .. 2.5.0",
         "CVI_VENC_RequestIDR (instant IDRs)",
         "signal: yes",
         "input size 1280x1024",
