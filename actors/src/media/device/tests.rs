@@ -322,7 +322,10 @@ fn a_library_without_a_signal_query_shows_the_signal_from_its_reads() {
     rig.seq += 3_000_000 / 33_333;
     rig.grab();
     assert!(rig.encode(false).h264.is_none(), "no image");
-    assert!(!rig.grab().info.signal, "the run of failed reads turned it off");
+    assert!(
+        !rig.grab().info.signal,
+        "the run of failed reads turned it off"
+    );
     rig.assert_library_files_untouched();
     rig.stop();
     assert_all_freed(&rig.dir);
