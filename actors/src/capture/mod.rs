@@ -23,20 +23,8 @@ use futures_lite::future;
 use nanokvm_protocol::StreamSettings;
 
 use crate::clock::{wall_millis_of_day, Clock, Micros};
-use crate::encoder::EncoderMsg;
 use crate::media::{GrabReport, MediaCmd};
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum CaptureMsg {
-    /// The whole desired state, so that a newer message can replace an older one unread.
-    /// Capture runs only while somebody watches; `grab_now` takes a picture at once for a
-    /// viewer that is waiting, instead of at the next tick.
-    Configure {
-        active: bool,
-        settings: StreamSettings,
-        grab_now: bool,
-    },
-}
+use crate::video_msgs::{CaptureMsg, EncoderMsg};
 
 /// A grab the pacer wants issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
