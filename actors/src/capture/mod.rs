@@ -3,16 +3,6 @@
 //! skipped, never queued, so a slow encoder lowers the frame rate instead of adding latency),
 //! and passes what the grab saw to the encoder actor.
 
-// The pixel work of a software capture path (the simulated target's); the device's video
-// block scales and converts in hardware.
-#[cfg(feature = "sim")]
-pub mod change;
-#[cfg(feature = "sim")]
-pub mod scale;
-// RGB → I420 for the software H.264 encoder (the glass-to-glass stamp's tests use it too).
-#[cfg(any(feature = "soft-h264", all(feature = "sim", test)))]
-pub mod yuv;
-
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::task::Poll;
