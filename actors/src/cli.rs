@@ -173,7 +173,7 @@ impl Cli {
 pub fn data_dir(cfg: &Config) -> PathBuf {
     cfg.data_dir
         .clone()
-        .unwrap_or_else(|| crate::auth::store::default_data_dir(crate::daemon::nanokvm_detected()))
+        .unwrap_or_else(|| crate::auth::store::default_data_dir(crate::board::nanokvm_detected()))
 }
 
 /// Runs a subcommand; the exit code (0 done, 1 failed, 2 bad input).

@@ -3,7 +3,7 @@
 //! everything.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ use crate::media::{self, DeviceSource, MediaError, ReplaySource, Source};
 use crate::metrics::Metrics;
 use crate::session::DeviceFeeds;
 use crate::watch::watch;
-use crate::{atx, capture, encoder, hid, web};
+use crate::{atx, board, capture, encoder, hid, web};
 
 #[derive(Debug)]
 pub enum DaemonError {
@@ -58,15 +58,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 /// it does not answer, dropping its task releases the line too).
 const ATX_RELEASE_GRACE: Duration = Duration::from_millis(500);
 
-/// Files that exist only on a NanoKVM.
-pub fn nanokvm_detected() -> bool {
-    Path::new("/etc/kvm/hw").exists() || Path::new("/kvmapp/server/dl_lib").exists()
-}
-
 /// Returns the source and whether it is the simulated target.
 fn select_source(cfg: &Config) -> Result<(Source, bool), DaemonError> {
     let backend = match cfg.backend {
-        BackendChoice::Auto if nanokvm_detected() || cfg.device.library_dir.exists() => {
+        BackendChoice::Auto if board::nanokvm_detected() || cfg.device.library_dir.exists() => {
             BackendChoice::Device
         }
         BackendChoice::Auto => BackendChoice::Sim,
@@ -152,21 +147,21 @@ fn start_sim_target(
 ) -> Result<
     (
         crate::sim::state::SimStateFeed,
-        crate::sim::power::DiskLight,
+        crate::sim::power::run::DiskLight,
     ),
     DaemonError,
 > {
-    use crate::sim::power;
+    use crate::sim::power::{self, run as power_run};
     // Alpha unless configured: the only board with an HDD LED, so the sim shows everything.
     let variant = variant.unwrap_or(atx::Variant::Alpha);
-    let files = power::PanelFiles::create(root.path(), variant)
+    let files = power_run::PanelFiles::create(root.path(), variant)
         .map_err(|e| DaemonError::Io("creating the simulated target's GPIO files", e))?;
     let (state, feed) = watch(power::PowerState::On);
-    let (disk_light, disk) = power::disk_light();
-    ex.spawn(power::run(
+    let (disk_light, disk) = power_run::disk_light();
+    ex.spawn(power_run::run(
         files,
         disk,
-        power::SimPowerLinks {
+        power_run::SimPowerLinks {
             media,
             state,
             clock,
@@ -213,7 +208,7 @@ async fn media_ticks(media: async_channel::Sender<media::MediaCmd>, clock: Clock
 
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let (source, sim) = select_source(&cfg)?;
-    let exposure = web::exposure::plan(&cfg.web, cfg.listen, !sim && nanokvm_detected())
+    let exposure = web::exposure::plan(&cfg.web, cfg.listen, !sim && board::nanokvm_detected())
         .map_err(DaemonError::Exposure)?;
     let clock = Clock::start();
     let data_dir = crate::cli::data_dir(&cfg);

@@ -10,41 +10,14 @@ use std::task::Poll;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
-use nanokvm_protocol::{Codec, KeyframeReason, StreamSettings, VideoStatus};
+use nanokvm_protocol::{Codec, StreamSettings, VideoStatus};
 
-use crate::capture::CaptureMsg;
 use crate::clock::{Clock, Micros};
-use crate::hub::{Delivery, FrameSender, Hub, ViewerId, ViewerQueues, ViewerSink, Waiting};
+use crate::hub::{Delivery, Hub, ViewerEvent, ViewerId, ViewerQueues, ViewerSink, Waiting};
 use crate::idr_policy::{FrameChange, IdrPolicy, IdrReason, PolicyConfig};
 use crate::media::{EncodeJob, EncodeReport, EncodedFrame, GrabReport, H264Job, MediaCmd};
 use crate::metrics::{Metrics, ViewerKind};
-
-pub enum EncoderMsg {
-    Join {
-        id: ViewerId,
-        codec: Codec,
-        frames: FrameSender,
-        /// Status and settings changes; `None` for plain HTTP streams, which have no use for them.
-        events: Option<Sender<ViewerEvent>>,
-        visible: bool,
-    },
-    Leave {
-        id: ViewerId,
-    },
-    Visibility {
-        id: ViewerId,
-        visible: bool,
-    },
-    KeyframeRequest {
-        id: ViewerId,
-        reason: KeyframeReason,
-    },
-    ChangeSettings {
-        id: ViewerId,
-        settings: StreamSettings,
-    },
-    Captured(GrabReport),
-}
+use crate::video_msgs::{CaptureMsg, EncoderMsg};
 
 /// A viewer's place in the hub, held by its session or stream: counted in `/metrics` while it
 /// lives, and it leaves the hub when dropped (or earlier, with [`Membership::leave`]).
@@ -87,19 +60,6 @@ impl Drop for Membership {
         self.leave();
         self.metrics.viewer_left(self.kind);
     }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ViewerEvent {
-    /// `status` is `None` until the first picture is captured: nothing is known about the
-    /// video yet, and the first capture announces it.
-    Welcome {
-        settings: StreamSettings,
-        status: Option<VideoStatus>,
-    },
-    Settings(StreamSettings),
-    VideoStatus(VideoStatus),
-    SettingsRejected(String),
 }
 
 #[derive(Debug, PartialEq)]

@@ -3,15 +3,28 @@
 //! the next IDR (anything else would be undecodable for it), and asks for that IDR once its
 //! queue has room again — a viewer that never drains never causes a single extra IDR.
 
-use nanokvm_protocol::Codec;
+use nanokvm_protocol::{Codec, StreamSettings, VideoStatus};
 
-use crate::encoder::ViewerEvent;
 use crate::media::EncodedFrame;
 
 mod frame_queue;
 pub use frame_queue::{frame_queue, FrameReceiver, FrameSender};
 
 pub type ViewerId = u64;
+
+/// What the encoder actor tells each viewer besides frames.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ViewerEvent {
+    /// `status` is `None` until the first picture is captured: nothing is known about the
+    /// video yet, and the first capture announces it.
+    Welcome {
+        settings: StreamSettings,
+        status: Option<VideoStatus>,
+    },
+    Settings(StreamSettings),
+    VideoStatus(VideoStatus),
+    SettingsRejected(String),
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum PushError {

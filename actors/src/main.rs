@@ -5,6 +5,7 @@
 mod alloc_count;
 mod atx;
 mod auth;
+mod board;
 mod capture;
 mod cli;
 mod clock;
@@ -22,6 +23,7 @@ mod server_path;
 mod session;
 #[cfg(feature = "sim")]
 mod sim;
+mod video_msgs;
 // Timing helpers for the pixel code's tests, which exist with the simulated target only.
 #[cfg(all(test, feature = "sim"))]
 mod timing;

@@ -3,16 +3,6 @@
 //! skipped, never queued, so a slow encoder lowers the frame rate instead of adding latency),
 //! and passes what the grab saw to the encoder actor.
 
-// The pixel work of a software capture path (the simulated target's); the device's video
-// block scales and converts in hardware.
-#[cfg(feature = "sim")]
-pub mod change;
-#[cfg(feature = "sim")]
-pub mod scale;
-// RGB → I420 for the software H.264 encoder (the glass-to-glass stamp's tests use it too).
-#[cfg(any(feature = "soft-h264", all(feature = "sim", test)))]
-pub mod yuv;
-
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::task::Poll;
@@ -23,20 +13,8 @@ use futures_lite::future;
 use nanokvm_protocol::StreamSettings;
 
 use crate::clock::{wall_millis_of_day, Clock, Micros};
-use crate::encoder::EncoderMsg;
 use crate::media::{GrabReport, MediaCmd};
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum CaptureMsg {
-    /// The whole desired state, so that a newer message can replace an older one unread.
-    /// Capture runs only while somebody watches; `grab_now` takes a picture at once for a
-    /// viewer that is waiting, instead of at the next tick.
-    Configure {
-        active: bool,
-        settings: StreamSettings,
-        grab_now: bool,
-    },
-}
+use crate::video_msgs::{CaptureMsg, EncoderMsg};
 
 /// A grab the pacer wants issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

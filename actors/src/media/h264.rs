@@ -15,7 +15,7 @@ use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 
 use super::MediaError;
-use crate::capture::yuv::I420Frame;
+use crate::media::yuv::I420Frame;
 
 /// How much the target bitrate is raised for the quality burst after a pause; the rate
 /// controller answers with a lower QP for those frames.

@@ -4,7 +4,7 @@ use bytes::{BufMut, BytesMut};
 use jpeg_encoder::{ColorType, Encoder};
 
 use super::MediaError;
-use crate::capture::scale::RgbFrame;
+use crate::media::scale::RgbFrame;
 
 /// Appends one baseline JPEG of `picture` to `out`.
 pub fn encode_jpeg(picture: &RgbFrame, quality: u8, out: &mut BytesMut) -> Result<(), MediaError> {

@@ -8,6 +8,13 @@
 #![cfg_attr(not(feature = "sim"), allow(dead_code, unused_variables))]
 
 pub mod annexb;
+// The pixel work of a software capture path (the simulated target's); the device's video
+// block scales and converts in hardware.
+#[cfg(feature = "sim")]
+pub mod change;
+#[cfg(feature = "sim")]
+pub mod scale;
+// RGB → I420 for the software H.264 encoder (the glass-to-glass stamp's tests use it too).
 mod device;
 pub mod frame;
 #[cfg(feature = "soft-h264")]
@@ -16,6 +23,8 @@ mod h264;
 mod jpeg;
 mod replay;
 pub mod source;
+#[cfg(any(feature = "soft-h264", all(feature = "sim", test)))]
+pub mod yuv;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;

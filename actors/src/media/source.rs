@@ -5,15 +5,15 @@ use nanokvm_protocol::Resolution;
 
 use super::device::DeviceSource;
 use super::replay::ReplaySource;
-#[cfg(feature = "sim")]
-use crate::capture::change::{Change, ChangeDetector};
-#[cfg(feature = "sim")]
-use crate::capture::scale::{RgbFrame, Scaler};
-#[cfg(feature = "soft-h264")]
-use crate::capture::yuv::{rgb_to_i420, I420Frame};
 use crate::clock::Micros;
 use crate::device::limits::EncoderParams;
 use crate::idr_policy::FrameChange;
+#[cfg(feature = "sim")]
+use crate::media::change::{Change, ChangeDetector};
+#[cfg(feature = "sim")]
+use crate::media::scale::{RgbFrame, Scaler};
+#[cfg(feature = "soft-h264")]
+use crate::media::yuv::{rgb_to_i420, I420Frame};
 #[cfg(feature = "sim")]
 use crate::sim::power::Display;
 #[cfg(feature = "sim")]

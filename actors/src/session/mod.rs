@@ -16,8 +16,8 @@ use nanokvm_protocol::{
 
 use crate::atx::AtxReply;
 use crate::clock::Micros;
-use crate::encoder::ViewerEvent;
 use crate::hid::{Input, PasteOutcome};
+use crate::hub::ViewerEvent;
 use crate::watch::WatchReceiver;
 
 /// The device state every client is shown, as published by the hid and atx actors.

@@ -24,11 +24,13 @@ use super::{close, DeviceFeeds, Inbound, Request, SessionAction, SessionCore, Ws
 use crate::atx::{AtxHandle, AtxReply, AtxRequest};
 use crate::auth::SessionGuard;
 use crate::clock::Clock;
-use crate::encoder::{EncoderMsg, Membership, ViewerEvent};
+use crate::encoder::Membership;
 use crate::hid::{HidMsg, PasteOutcome};
+use crate::hub::ViewerEvent;
 use crate::hub::{frame_queue, FrameReceiver, FrameSender, ViewerId};
 use crate::media::EncodedFrame;
 use crate::metrics::{Metrics, ViewerKind};
+use crate::video_msgs::EncoderMsg;
 
 /// Frames queued for one client. Small on purpose: a client more than this far behind is
 /// better served by skipping to the next IDR than by watching the past.

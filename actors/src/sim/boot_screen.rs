@@ -2,7 +2,7 @@
 //! 800x600, one more line every quarter second, like a PC's power-on self test.
 
 use super::screen::{draw_text, TEXT_LINE_H};
-use crate::capture::scale::RgbFrame;
+use crate::media::scale::RgbFrame;
 
 pub const SIZE: (u16, u16) = (800, 600);
 

@@ -4,7 +4,7 @@
 //! pointer is lifted (those pixels put back); after, it is drawn again where it is now. A
 //! full redraw of the screen makes the saved pixels stale, so then it is not lifted.
 
-use crate::capture::scale::RgbFrame;
+use crate::media::scale::RgbFrame;
 
 /// An arrow, one row per string: `#` outline, `.` fill.
 const ARROW: [&str; 19] = [

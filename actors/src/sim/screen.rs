@@ -12,7 +12,7 @@
 //! changed. A console switch, a new size or a different frame buffer means a full redraw.
 
 use super::cursor::Cursor;
-use crate::capture::scale::RgbFrame;
+use crate::media::scale::RgbFrame;
 use noto_sans_mono_bitmap::{get_raster, get_raster_width, FontWeight, RasterHeight};
 use std::fmt;
 

@@ -12,7 +12,7 @@
 //! cell. Big flat cells survive H.264 at a low bitrate; the reader looks only at each cell's
 //! centre, so ringing at the edges does not matter. `webroot/stamp.js` is the browser's reader.
 
-use crate::capture::scale::RgbFrame;
+use crate::media::scale::RgbFrame;
 
 pub const CELL_W: usize = 8;
 pub const CELL_H: usize = 16;
@@ -87,7 +87,7 @@ pub fn read(luma: &[u8], stride: usize) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::yuv::{rgb_to_i420, I420Frame};
+    use crate::media::yuv::{rgb_to_i420, I420Frame};
 
     fn stamped_luma(value: u32, width: u16, height: u16) -> I420Frame {
         let mut rgb = RgbFrame::filled(width, height, [90, 140, 200]);

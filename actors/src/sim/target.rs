@@ -24,7 +24,7 @@ use smol::Async;
 
 use super::keyboard::{KeyAction, SimKeyboard};
 use super::pointer::{PointerState, SimPointer};
-use super::power::DiskLight;
+use super::power::run::DiskLight;
 use crate::hid::HidPaths;
 use crate::media::{MediaCmd, SimInput};
 

@@ -6,7 +6,7 @@ use hyper::header::{HeaderValue, RETRY_AFTER, SET_COOKIE};
 use hyper::{Request, Response, StatusCode};
 use serde::Deserialize;
 
-use super::routes::{Ctx, SESSION_COOKIE};
+use super::ctx::{Ctx, SESSION_COOKIE};
 use super::{read_json, respond, Body, TEXT};
 use crate::auth::{AuthError, NewSession};
 

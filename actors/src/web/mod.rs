@@ -4,6 +4,7 @@
 mod assets;
 mod atx;
 mod auth_api;
+mod ctx;
 pub mod exposure;
 mod hid;
 pub mod redirect;
@@ -38,12 +39,12 @@ use smol_hyper::rt::{FuturesIo, SmolTimer};
 use crate::atx::AtxHandle;
 use crate::auth::Auth;
 use crate::clock::Clock;
-use crate::encoder::EncoderMsg;
 use crate::hid::HidMsg;
 use crate::hub::ViewerId;
 use crate::media::MediaCmd;
 use crate::metrics::Metrics;
 use crate::session::DeviceFeeds;
+use crate::video_msgs::EncoderMsg;
 use write_deadline::WriteDeadline;
 
 /// A peer that accepts no bytes for this long is disconnected (HTTP and WebSocket alike).

@@ -17,8 +17,8 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, COOKIE, HOST, LOCATION, ORIGIN, REFERER};
 use hyper::{Method, Request, Response, StatusCode};
 
+use super::ctx::{Ctx, SESSION_COOKIE};
 use super::{assets, atx, auth_api, hid, respond, streams, ws, App, Body, TEXT};
-use crate::auth::{Caller, SessionGuard};
 
 /// Who may use a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,22 +65,6 @@ pub enum PathMatch {
     Exact(&'static str),
     /// Every path that starts with this.
     Prefix(&'static str),
-}
-
-/// What a handler gets besides the request.
-pub struct Ctx {
-    pub app: Rc<App>,
-    /// `None` only on public routes.
-    pub caller: Option<Caller>,
-    pub peer: SocketAddr,
-}
-
-impl Ctx {
-    /// What a long-lived response (a stream, a WebSocket) holds to end when the caller's
-    /// credential is revoked or expires.
-    pub fn guard(&self) -> Option<SessionGuard> {
-        self.caller.as_ref().map(|c| self.app.auth.guard(c))
-    }
 }
 
 pub type Reply = Pin<Box<dyn Future<Output = Response<Body>>>>;
@@ -222,8 +206,6 @@ pub fn find(method: &Method, path: &str) -> Option<&'static Route> {
         .iter()
         .find(|r| r.verb.matches(method) && r.path.matches(path))
 }
-
-pub const SESSION_COOKIE: &str = "nanokvm_session";
 
 /// The value of `Authorization: Bearer X`.
 fn bearer(req: &Request<Incoming>) -> Option<&str> {

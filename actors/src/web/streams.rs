@@ -19,10 +19,11 @@ use nanokvm_protocol::Codec;
 
 use super::{boxed, respond, App, Body, TEXT};
 use crate::auth::SessionGuard;
-use crate::encoder::{EncoderMsg, Membership};
+use crate::encoder::Membership;
 use crate::hub::{frame_queue, FrameReceiver};
 use crate::media::frame::BufferPool;
 use crate::metrics::ViewerKind;
+use crate::video_msgs::EncoderMsg;
 
 /// Frames queued per HTTP viewer before it is dropped to the next IDR.
 const STREAM_QUEUE: usize = 8;

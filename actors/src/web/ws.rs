@@ -13,7 +13,7 @@ use hyper::{Request, Response, StatusCode};
 use nanokvm_protocol::MAX_CLIENT_MSG;
 use smol_hyper::rt::FuturesIo;
 
-use super::routes::Ctx;
+use super::ctx::Ctx;
 use super::tls::Conn;
 use super::{respond, App, Body, TEXT};
 use crate::auth::SessionGuard;

@@ -5,7 +5,7 @@
 //! rounded so that each chroma row sums to zero (greys map to exactly 128) and white maps to
 //! exactly 235.
 
-use crate::capture::scale::RgbFrame;
+use crate::media::scale::RgbFrame;
 use std::fmt;
 
 /// A planar YUV 4:2:0 frame. Chroma planes are `ceil(w/2) x ceil(h/2)`; every stride equals
