@@ -7,6 +7,10 @@
 //! ([`thread_allocations`]), so tests running in parallel do not disturb each other, and a test
 //! can assert that a piece of the frame path allocates nothing at all.
 
+// `GlobalAlloc` is an unsafe trait with unsafe methods: a counting allocator cannot be written
+// without `unsafe`, and it cannot live anywhere but here.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::fmt::Write;

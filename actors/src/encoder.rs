@@ -363,6 +363,15 @@ impl<S: ViewerSink> EncoderCore<S> {
             bytes,
             dropped,
         } = self.hub.deliver(frame);
+        log::debug!(
+            target: "frame",
+            "{} encoded {:?} #{} {} B{}, queued for {sent} viewer(s), {dropped} dropped",
+            frame.grab_seq,
+            frame.header.codec,
+            frame.header.seq,
+            frame.payload_len(),
+            if frame.keyframe() { " key" } else { "" },
+        );
         let m = self.metrics.codec(frame.header.codec);
         m.sent.fetch_add(sent, Relaxed);
         m.bytes_sent.fetch_add(bytes, Relaxed);

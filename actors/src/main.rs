@@ -23,6 +23,7 @@ mod server_path;
 mod session;
 #[cfg(feature = "sim")]
 mod sim;
+mod sys;
 mod video_msgs;
 // Timing helpers for the pixel code's tests, which exist with the simulated target only.
 #[cfg(all(test, feature = "sim"))]

@@ -3,6 +3,10 @@
 //! [RECORDING.h264]`). Both loops read, copy the frame into a reused buffer and free it; with a
 //! recording the frames have real sizes, so the copy's share shows too.
 
+// Calls the vendor library's raw symbols (directly or through `common`) to hold the wrapper
+// against them; like the crate, it cannot do without `unsafe`.
+#![allow(unsafe_code)]
+
 use std::time::Instant;
 
 use nanokvm_ffi::mock::{self, Control, Venc};

@@ -3,6 +3,10 @@
 //! code it does not document. Each is a typed error, the frame is skipped, any buffer is
 //! given back, and the next read works.
 
+// Calls the vendor library's raw symbols (directly or through `common`) to hold the wrapper
+// against them; like the crate, it cannot do without `unsafe`.
+#![allow(unsafe_code)]
+
 mod common;
 
 use common::{assert_all_freed, lib_dir, read, H264_720};

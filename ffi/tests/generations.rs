@@ -2,6 +2,10 @@
 //! finds, the start and stop order the mock records, and what differs in use (the 2.2.x
 //! parameter sets, the newest library's capture flag, the PCIe board's enable line).
 
+// Calls the vendor library's raw symbols (directly or through `common`) to hold the wrapper
+// against them; like the crate, it cannot do without `unsafe`.
+#![allow(unsafe_code)]
+
 mod common;
 
 use common::{assert_all_freed, lib_dir, nal_types, read, sps_size, H264_720};

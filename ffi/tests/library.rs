@@ -1,6 +1,10 @@
 //! The wrapper against the C mock of the vendor library, through the real dlopen path: every
 //! return code, buffer accounting, the ring of four, IDR requests with and without libvenc.
 
+// Calls the vendor library's raw symbols (directly or through `common`) to hold the wrapper
+// against them; like the crate, it cannot do without `unsafe`.
+#![allow(unsafe_code)]
+
 mod common;
 
 use std::path::PathBuf;

@@ -7,6 +7,10 @@
 //! Compatibility rule: variants and fields are only ever appended. A change that reorders or
 //! removes anything bumps [`PROTOCOL_VERSION`].
 
+// Pure data and logic: no reason for `unsafe` here, ever (cargo cannot override the
+// workspace's `deny` with `forbid` in `Cargo.toml`, so it is said here).
+#![forbid(unsafe_code)]
+
 mod device;
 pub mod hid;
 mod settings;

@@ -78,19 +78,11 @@ impl AuthWorker {
 /// come from the arena and stay resident. A fixed threshold (which turns the raising off)
 /// keeps every hash's 4 MiB a mapping of its own.
 fn keep_large_blocks_out_of_the_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes an allocator tunable; 1 MiB is a valid threshold.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
+    crate::sys::fix_mmap_threshold(1 << 20);
 }
 
 fn give_back_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    crate::sys::trim_heap();
 }
 
 #[cfg(test)]

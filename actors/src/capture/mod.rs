@@ -157,6 +157,7 @@ pub async fn run(
                 grab(&mut pacer, &media, clock, settings);
             }
             Input::Grabbed(report) => {
+                log::debug!(target: "frame", "{} captured {:?}", report.grab_seq, report.info.change);
                 if pacer.grabbed(report.grab_seq)
                     && encoder.send(EncoderMsg::Captured(report)).await.is_err()
                 {
@@ -183,6 +184,8 @@ fn grab(
         };
         if media.try_send(cmd).is_err() {
             pacer.grabbed(order.grab_seq);
+        } else {
+            log::debug!(target: "frame", "{} grab", order.grab_seq);
         }
     }
 }

@@ -17,6 +17,9 @@ pub struct EncodedFrame {
     payload_offset: usize,
     /// When the media thread finished it (for the server-path time in `/metrics`).
     pub ready_at: Option<Instant>,
+    /// The capture's number of the picture it shows: the one number the `frame` trace lines
+    /// carry from grab to delivery (`header.seq` counts per codec and starts later).
+    pub grab_seq: u64,
 }
 
 impl EncodedFrame {
@@ -49,6 +52,7 @@ impl EncodedFrame {
             payload_offset: VIDEO_PREFIX_MAX - start,
             wire: whole.slice(start..),
             ready_at: None,
+            grab_seq: 0,
         };
         (frame, whole)
     }

@@ -104,6 +104,9 @@ fn build_encoder(settings: &StreamSettings) -> Result<Encoder, MediaError> {
         .map_err(|e| MediaError::Encoder(format!("OpenH264 init: {e}")))
 }
 
+// The openh264 crate has no safe call for a bitrate change on a running encoder, only its raw
+// option API; the call is the encoder's own business, so it stays here rather than in `sys`.
+#[allow(unsafe_code)]
 fn set_bitrate(encoder: &mut Encoder, bps: u32) -> Result<(), MediaError> {
     use openh264_sys2::{
         SBitrateInfo, ENCODER_OPTION_BITRATE, ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_ALL,

@@ -356,6 +356,7 @@ impl Worker {
         match f(self) {
             Ok(mut frame) => {
                 frame.ready_at = Some(Instant::now());
+                frame.grab_seq = self.grab_seq;
                 let m = self.metrics.codec(codec);
                 m.encode_ns
                     .fetch_add(start.elapsed().as_nanos() as u64, Relaxed);

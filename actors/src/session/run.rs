@@ -417,6 +417,7 @@ where
         let sent = match next {
             Next::Frame(frame) => {
                 let sent = out.binary(frame.wire()).await;
+                log::debug!(target: "frame", "{} delivered to session {id}: {sent:?}", frame.grab_seq);
                 if let (Some(ready), Codec::H264) = (frame.ready_at, frame.header.codec) {
                     let ns = ready.elapsed().as_nanos() as u64;
                     metrics.server_path.written(frame.header.seq, ns);

@@ -9,7 +9,7 @@
 //! reopens fail until the sim is "plugged" back in.
 
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -55,12 +55,7 @@ pub fn create_fifos(root: &Path) -> std::io::Result<HidPaths> {
         leds: dev.join("hidg0.leds"),
     };
     for p in [&paths.keyboard, &paths.mouse, &paths.absolute, &paths.leds] {
-        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
-            .map_err(|e| std::io::Error::new(ErrorKind::InvalidInput, e))?;
-        // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
-        if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        crate::sys::make_fifo(p, 0o600)?;
     }
     Ok(paths)
 }

@@ -8,7 +8,9 @@
 //!   still screen, is sent nothing either; only probes notice it is gone.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use crate::sys;
 
 /// Unsent bytes the kernel may hold before it stops reporting the socket writable.
 const NOTSENT_LOWAT: libc::c_int = 64 * 1024;
@@ -16,8 +18,8 @@ const KEEPALIVE_IDLE_S: libc::c_int = 15;
 const KEEPALIVE_INTERVAL_S: libc::c_int = 5;
 const KEEPALIVE_PROBES: libc::c_int = 3;
 
-pub fn tune(socket: &impl AsRawFd) -> io::Result<()> {
-    let fd = socket.as_raw_fd();
+pub fn tune(socket: &impl AsFd) -> io::Result<()> {
+    let fd = socket.as_fd();
     set(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
     set(
         fd,
@@ -37,41 +39,20 @@ pub fn tune(socket: &impl AsRawFd) -> io::Result<()> {
 }
 
 fn set(
-    fd: libc::c_int,
+    fd: BorrowedFd<'_>,
     level: libc::c_int,
     name: libc::c_int,
     value: libc::c_int,
 ) -> io::Result<()> {
-    // SAFETY: `fd` is an open socket owned by the caller for the duration of the call, and the
-    // option value is a c_int whose size is passed along.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&raw const value).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    sys::set_socket_option(fd, level, name, value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn get(fd: libc::c_int, level: libc::c_int, name: libc::c_int) -> libc::c_int {
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: a valid socket and a c_int-sized buffer with its length.
-        let rc =
-            unsafe { libc::getsockopt(fd, level, name, (&raw mut value).cast(), &raw mut len) };
-        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
-        value
+    fn get(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        sys::socket_option(fd, level, name).unwrap()
     }
 
     #[test]
@@ -80,7 +61,7 @@ mod tests {
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         tune(&server).unwrap();
-        let fd = server.as_raw_fd();
+        let fd = server.as_fd();
         assert_eq!(
             get(fd, libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT),
             NOTSENT_LOWAT

@@ -109,6 +109,8 @@ impl hyper::body::Body for FrameBody {
             }
         }
         if let Poll::Ready(Some(frame)) = this.frames.poll_recv(cx) {
+            // Handed to hyper, which writes it to the socket before it asks for the next one.
+            log::debug!(target: "frame", "{} delivered to an HTTP {:?} stream", frame.grab_seq, frame.header.codec);
             return match &mut this.format {
                 Format::H264 => data(frame.payload()),
                 Format::Mjpeg { rest, heads, .. } => {
