@@ -296,17 +296,19 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         ))
         .detach();
         ex.spawn(encoder::run(
-            encoder_rx,
-            media.encodes,
-            media.handle.commands.clone(),
-            capture_tx,
+            encoder::EncoderLinks {
+                mailbox: encoder_rx,
+                encodes: media.encodes,
+                media: media.handle.commands.clone(),
+                capture: capture_tx,
+                clock,
+                metrics: metrics.clone(),
+            },
             cfg.stream,
             PolicyConfig {
                 forced_idrs: cfg.idr_policy == IdrPolicyMode::On,
                 ..PolicyConfig::default()
             },
-            clock,
-            metrics.clone(),
         ))
         .detach();
         #[cfg(feature = "sim")]
@@ -381,21 +383,25 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         ));
         #[allow(unused_mut)]
         let mut app = web::App::new(
-            encoder_tx,
-            media.handle.commands.clone(),
-            metrics.clone(),
-            clock,
-            shutdown_rx,
-            Rc::downgrade(&ex),
-            sim,
-            jpeg_available,
-            h264_available,
-            DeviceFeeds {
-                hid: hid_feed,
-                atx: atx_feed,
+            web::AppLinks {
+                encoder: encoder_tx,
+                media: media.handle.commands.clone(),
+                metrics: metrics.clone(),
+                clock,
+                shutdown: shutdown_rx,
+                executor: Rc::downgrade(&ex),
+                devices: DeviceFeeds {
+                    hid: hid_feed,
+                    atx: atx_feed,
+                },
+                atx: atx_handle,
+                hid: hid_tx,
             },
-            atx_handle,
-            hid_tx,
+            web::StreamOffer {
+                sim,
+                jpeg_available,
+                h264_available,
+            },
             web::Security {
                 auth: auth.clone(),
                 tls: tls.clone(),
