@@ -128,13 +128,6 @@ impl App {
         }
     }
 
-    /// Serves `/api/sim/state` from `feed`.
-    #[cfg(feature = "sim")]
-    pub fn with_sim_state(mut self, feed: Option<crate::sim::state::SimStateFeed>) -> Self {
-        self.sim_state = feed;
-        self
-    }
-
     fn viewer_id(&self) -> ViewerId {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
