@@ -183,20 +183,7 @@ async fn serve(
         offer,
         metrics,
     } = prepared;
-    let listener = smol::net::TcpListener::bind(exposure.listen)
-        .await
-        .map_err(|e| DaemonError::Io("binding the listen address", e))?;
-    let redirect = match exposure.redirect {
-        Some(a) => Some(
-            smol::net::TcpListener::bind(a)
-                .await
-                .map_err(|e| DaemonError::Io("binding the HTTP redirect address", e))?,
-        ),
-        None => None,
-    };
-    let addr = listener
-        .local_addr()
-        .map_err(|e| DaemonError::Io("listen address", e))?;
+    let (listener, redirect, addr) = bind(&exposure).await?;
     let mut signals =
         async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
             .map_err(|e| DaemonError::Io("installing signal handlers", e))?;
@@ -242,6 +229,87 @@ async fn serve(
             clock,
         },
     )?;
+    let devices = start_device_actors(ex, paths, shutdown_rx.clone(), clock, &metrics);
+    let mut app = web::App::new(
+        web::AppLinks {
+            encoder: encoder_tx,
+            media: media.commands.clone(),
+            metrics: metrics.clone(),
+            clock,
+            shutdown: shutdown_rx,
+            executor: Rc::downgrade(ex),
+            devices: devices.feeds,
+            atx: devices.atx,
+            hid: devices.hid,
+        },
+        offer,
+        web::Security {
+            auth: auth.clone(),
+            tls: tls.clone(),
+        },
+    );
+    sim::attach(&mut app, sim_target);
+    let app = Rc::new(app);
+    ex.spawn(auth.clone().sweep(app.shutdown.clone())).detach();
+    if let Some(r) = redirect {
+        ex.spawn(web::redirect::serve(r, app.clone(), addr.port()))
+            .detach();
+    }
+    ex.spawn(web::serve(listener, app, tls)).detach();
+
+    announce(cfg, paths.kind, &exposure, addr, &auth, &data_dir);
+
+    let signal = signals.next().await;
+    log::info!("{signal:?}: shutting down");
+    drop(shutdown_tx);
+    wind_down(devices.atx_task, &metrics).await;
+    Ok(())
+}
+
+/// The console's listener, the optional plain-HTTP redirect's, and the address bound.
+async fn bind(
+    exposure: &web::exposure::Exposure,
+) -> Result<
+    (
+        smol::net::TcpListener,
+        Option<smol::net::TcpListener>,
+        std::net::SocketAddr,
+    ),
+    DaemonError,
+> {
+    let listener = smol::net::TcpListener::bind(exposure.listen)
+        .await
+        .map_err(|e| DaemonError::Io("binding the listen address", e))?;
+    let redirect = match exposure.redirect {
+        Some(a) => Some(
+            smol::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| DaemonError::Io("binding the HTTP redirect address", e))?,
+        ),
+        None => None,
+    };
+    let addr = listener
+        .local_addr()
+        .map_err(|e| DaemonError::Io("listen address", e))?;
+    Ok((listener, redirect, addr))
+}
+
+/// The hid and atx actors, as the web actor reaches them.
+struct DeviceActors {
+    feeds: DeviceFeeds,
+    atx: atx::AtxHandle,
+    hid: async_channel::Sender<crate::hid::HidMsg>,
+    /// Awaited at shutdown: a held button is let go.
+    atx_task: smol::Task<()>,
+}
+
+fn start_device_actors(
+    ex: &LocalExecutor<'static>,
+    paths: &BackendPaths,
+    shutdown: async_channel::Receiver<()>,
+    clock: Clock,
+    metrics: &Arc<Metrics>,
+) -> DeviceActors {
     let (hid_status, hid_feed) = watch(HidStatus {
         keyboard: HidLink::Absent,
         mouse: HidLink::Absent,
@@ -271,46 +339,18 @@ async fn serve(
         paths.atx.clone(),
         atx_rx,
         atx_state,
-        shutdown_rx.clone(),
+        shutdown,
         clock,
     ));
-    let mut app = web::App::new(
-        web::AppLinks {
-            encoder: encoder_tx,
-            media: media.commands.clone(),
-            metrics: metrics.clone(),
-            clock,
-            shutdown: shutdown_rx,
-            executor: Rc::downgrade(ex),
-            devices: DeviceFeeds {
-                hid: hid_feed,
-                atx: atx_feed,
-            },
-            atx: atx_handle,
-            hid: hid_tx,
+    DeviceActors {
+        feeds: DeviceFeeds {
+            hid: hid_feed,
+            atx: atx_feed,
         },
-        offer,
-        web::Security {
-            auth: auth.clone(),
-            tls: tls.clone(),
-        },
-    );
-    sim::attach(&mut app, sim_target);
-    let app = Rc::new(app);
-    ex.spawn(auth.clone().sweep(app.shutdown.clone())).detach();
-    if let Some(r) = redirect {
-        ex.spawn(web::redirect::serve(r, app.clone(), addr.port()))
-            .detach();
+        atx: atx_handle,
+        hid: hid_tx,
+        atx_task,
     }
-    ex.spawn(web::serve(listener, app, tls)).detach();
-
-    announce(cfg, paths.kind, &exposure, addr, &auth, &data_dir);
-
-    let signal = signals.next().await;
-    log::info!("{signal:?}: shutting down");
-    drop(shutdown_tx);
-    wind_down(atx_task, &metrics).await;
-    Ok(())
 }
 
 /// Tells the log and stdout where the console is (and how to set it up, when new).
