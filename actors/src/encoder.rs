@@ -379,21 +379,28 @@ impl<S: ViewerSink> EncoderCore<S> {
     }
 }
 
+/// What the encoder actor is connected to.
+pub struct EncoderLinks {
+    pub mailbox: Receiver<EncoderMsg>,
+    /// The media thread's answers to encode commands.
+    pub encodes: Receiver<EncodeReport>,
+    pub media: Sender<MediaCmd>,
+    pub capture: Sender<CaptureMsg>,
+    pub clock: Clock,
+    pub metrics: Arc<Metrics>,
+}
+
 /// The actor's loop: messages in, actions out. It never waits on the media thread: a full
 /// command queue drops the encode (answered as skipped, so nothing is lost but that frame).
-// The actor's channels and start-up values, each used once: a bundle struct would only move
-// the list.
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
-    mailbox: Receiver<EncoderMsg>,
-    encodes: Receiver<EncodeReport>,
-    media: Sender<MediaCmd>,
-    capture: Sender<CaptureMsg>,
-    settings: StreamSettings,
-    policy: PolicyConfig,
-    clock: Clock,
-    metrics: Arc<Metrics>,
-) {
+pub async fn run(links: EncoderLinks, settings: StreamSettings, policy: PolicyConfig) {
+    let EncoderLinks {
+        mailbox,
+        encodes,
+        media,
+        capture,
+        clock,
+        metrics,
+    } = links;
     let mut core: EncoderCore<ViewerQueues> = EncoderCore::new(settings, policy, metrics);
     let mut actions = Vec::new();
     enum Input {

@@ -138,13 +138,15 @@ pub async fn run<R, W>(
         write(
             &mut out,
             id,
-            frames_rx,
-            events_rx,
-            control_rx,
+            WriterInbox {
+                frames: frames_rx,
+                events: events_rx,
+                control: control_rx,
+                pastes: paste_rx,
+                atx: atx_rx,
+            },
             &shutdown,
             devices,
-            paste_rx,
-            atx_rx,
             auth.revoked(),
             &metrics,
         ),
@@ -154,6 +156,16 @@ pub async fn run<R, W>(
     membership.leave();
     let _ = hid.send(HidMsg::Leave { client: id }).await;
     finish(&mut ws, &mut out, id, ending).await;
+}
+
+/// What the writer sends on to the client, besides device state: the session's own queues.
+struct WriterInbox {
+    frames: FrameReceiver,
+    events: Receiver<ViewerEvent>,
+    /// From the reader.
+    control: Receiver<Control>,
+    pastes: Receiver<PasteOutcome>,
+    atx: Receiver<AtxReply>,
 }
 
 /// What the reader hands input to, and tells of activity.
@@ -327,23 +339,25 @@ fn encoder_msg(id: ViewerId, request: Request, queues: &mut Option<Queues>) -> O
 /// `async-channel` receive allocates when it starts waiting, so waits rebuilt per frame would
 /// cost allocations per frame per viewer. Frames come from the hub's [`FrameReceiver`], which
 /// never allocates.
-#[allow(clippy::too_many_arguments)]
 async fn write<W>(
     out: &mut WsWriter<W>,
     id: ViewerId,
-    frames: FrameReceiver,
-    events: Receiver<ViewerEvent>,
-    control: Receiver<Control>,
+    inbox: WriterInbox,
     shutdown: &Receiver<()>,
     devices: DeviceFeeds,
-    pastes: Receiver<PasteOutcome>,
-    atx: Receiver<AtxReply>,
     revoked: impl Future<Output = ()>,
     metrics: &Metrics,
 ) -> Ending
 where
     W: AsyncWrite + Unpin,
 {
+    let WriterInbox {
+        frames,
+        events,
+        control,
+        pastes,
+        atx,
+    } = inbox;
     enum Next {
         Frame(EncodedFrame),
         Event(ViewerEvent),

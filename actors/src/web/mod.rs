@@ -92,22 +92,18 @@ pub struct App {
 }
 
 impl App {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        encoder: Sender<EncoderMsg>,
-        media: Sender<MediaCmd>,
-        metrics: Arc<Metrics>,
-        clock: Clock,
-        shutdown: Receiver<()>,
-        executor: Weak<LocalExecutor<'static>>,
-        sim: bool,
-        jpeg_available: bool,
-        h264_available: bool,
-        devices: DeviceFeeds,
-        atx: AtxHandle,
-        hid: Sender<HidMsg>,
-        security: Security,
-    ) -> Self {
+    pub fn new(links: AppLinks, offer: StreamOffer, security: Security) -> Self {
+        let AppLinks {
+            encoder,
+            media,
+            metrics,
+            clock,
+            shutdown,
+            executor,
+            devices,
+            atx,
+            hid,
+        } = links;
         Self {
             encoder,
             media,
@@ -115,9 +111,9 @@ impl App {
             clock,
             shutdown,
             executor,
-            sim,
-            jpeg_available,
-            h264_available,
+            sim: offer.sim,
+            jpeg_available: offer.jpeg_available,
+            h264_available: offer.h264_available,
             devices,
             atx,
             #[cfg(feature = "sim")]
@@ -130,13 +126,6 @@ impl App {
             next_id: Cell::new(1),
             connections: Cell::new(0),
         }
-    }
-
-    /// Serves `/api/sim/state` from `feed`.
-    #[cfg(feature = "sim")]
-    pub fn with_sim_state(mut self, feed: Option<crate::sim::state::SimStateFeed>) -> Self {
-        self.sim_state = feed;
-        self
     }
 
     fn viewer_id(&self) -> ViewerId {
@@ -160,6 +149,28 @@ impl App {
             ex.spawn(fut).detach();
         }
     }
+}
+
+/// The actors and shared handles request handlers reach.
+pub struct AppLinks {
+    pub encoder: Sender<EncoderMsg>,
+    pub media: Sender<MediaCmd>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+    /// Closed (all senders dropped) when the daemon shuts down.
+    pub shutdown: Receiver<()>,
+    pub executor: Weak<LocalExecutor<'static>>,
+    pub devices: DeviceFeeds,
+    pub atx: AtxHandle,
+    pub hid: Sender<HidMsg>,
+}
+
+/// What the source can give viewers, fixed at start-up.
+pub struct StreamOffer {
+    /// The source is the simulated target.
+    pub sim: bool,
+    pub jpeg_available: bool,
+    pub h264_available: bool,
 }
 
 /// How connections are secured: who may do what, and TLS when it is on.

@@ -111,13 +111,15 @@ fn the_frame_path_allocates_nothing_in_steady_state() {
             write(
                 &mut out,
                 id,
-                frames_rx,
-                events_rx,
-                control_rx,
+                WriterInbox {
+                    frames: frames_rx,
+                    events: events_rx,
+                    control: control_rx,
+                    pastes: paste_rx,
+                    atx: atx_replies,
+                },
                 &shutdown,
                 devices,
-                paste_rx,
-                atx_replies,
                 future::pending(),
                 &metrics,
             )
