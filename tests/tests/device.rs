@@ -71,10 +71,11 @@ fn the_device_backend_streams_decodable_h264_from_the_vendor_library() {
     let config = lay_out_device(&scratch);
     let root = scratch.path().join("root");
     let mut d = Daemon::start_backend("device", &["--config", &config.display().to_string()]);
-    assert!(
-        d.output().contains("vendor video library loaded from"),
-        "{}",
-        d.output()
+    // stderr is read by its own thread: the line may come just after "listening".
+    wait_for(
+        Duration::from_secs(5),
+        "the library's start-up line",
+        || d.output().contains("vendor video library loaded from"),
     );
     block_on(async {
         let (mut c, _, hello_at) = WsClient::connect_hello(d.addr(), true).await;
@@ -253,6 +254,11 @@ fn every_library_generation_loads_starts_in_the_stock_order_and_streams() {
         let config = lay_out_device_of(&scratch, generation, venc);
         let root = scratch.path().join("root");
         let mut d = Daemon::start_backend("device", &["--config", &config.display().to_string()]);
+        wait_for(
+            Duration::from_secs(5),
+            "the library's start-up line",
+            || d.output().contains("exports like"),
+        );
         let out = d.output();
         assert!(out.contains("exports like"), "{generation:?}: {out}");
         let loaded = out
