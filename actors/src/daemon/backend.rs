@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use smol::LocalExecutor;
 
-use super::{sim, DaemonError};
+use super::{sim, DaemonError, TaskLinks};
 use crate::clock::Clock;
 use crate::config::{BackendChoice, Config};
 use crate::device::state_files::StateFiles;
@@ -102,14 +102,6 @@ impl BackendPaths {
             hid,
         })
     }
-}
-
-/// What the backend's own tasks are connected to.
-pub(super) struct TaskLinks {
-    pub media: async_channel::Sender<media::MediaCmd>,
-    /// Closed when the daemon shuts down.
-    pub shutdown: async_channel::Receiver<()>,
-    pub clock: Clock,
 }
 
 /// Starts the backend's own tasks once the media thread runs: the simulated target's power

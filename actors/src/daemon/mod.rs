@@ -84,6 +84,14 @@ struct MediaLinks {
     encodes: async_channel::Receiver<media::EncodeReport>,
 }
 
+/// What the backend's own tasks are connected to.
+struct TaskLinks {
+    media: async_channel::Sender<media::MediaCmd>,
+    /// Closed when the daemon shuts down.
+    shutdown: async_channel::Receiver<()>,
+    clock: Clock,
+}
+
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let (source, kind) = backend::select_source(&cfg)?;
     let sim = kind == BackendKind::Sim;
@@ -223,7 +231,7 @@ async fn serve(
         ex,
         cfg,
         paths,
-        backend::TaskLinks {
+        TaskLinks {
             media: media.commands.clone(),
             shutdown: shutdown_rx.clone(),
             clock,

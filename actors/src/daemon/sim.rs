@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use smol::LocalExecutor;
 
-use super::backend::TaskLinks;
 use super::DaemonError;
+use super::TaskLinks;
 use crate::hid::HidPaths;
 use crate::media::source::SimCapture;
 use crate::media::Source;
