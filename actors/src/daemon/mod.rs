@@ -258,7 +258,8 @@ async fn serve(
     );
     sim::attach(&mut app, sim_target);
     let app = Rc::new(app);
-    ex.spawn(auth.clone().sweep(app.shutdown.clone())).detach();
+    ex.spawn(auth.clone().sweep(app.links.shutdown.clone()))
+        .detach();
     if let Some(r) = redirect {
         ex.spawn(web::redirect::serve(r, app.clone(), addr.port()))
             .detach();

@@ -45,7 +45,7 @@ pub async fn handle(req: Request<Incoming>, app: &App) -> Response<Body> {
         Ok(b) => b.to_bytes(),
         Err(e) => return bad_request(format!("unreadable body: {e}")),
     };
-    let action = match parse_action(kind, &body, app.atx.power_long_ms) {
+    let action = match parse_action(kind, &body, app.links.atx.power_long_ms) {
         Ok(a) => a,
         Err(e) => return bad_request(e),
     };
@@ -53,7 +53,7 @@ pub async fn handle(req: Request<Incoming>, app: &App) -> Response<Body> {
 }
 
 fn state(app: &App) -> Response<Body> {
-    let s = app.devices.atx.clone().current();
+    let s = app.links.devices.atx.clone().current();
     let json = serde_json::json!({
         "power_led": s.power_led,
         "hdd_led": s.hdd_led,
@@ -103,7 +103,7 @@ fn parse_action(kind: AtxKind, body: &[u8], default_long_ms: u32) -> Result<AtxA
 async fn press(app: &App, action: AtxAction) -> Response<Body> {
     let (tx, rx) = async_channel::bounded(2);
     let request = AtxRequest { action, reply: tx };
-    if app.atx.requests.send(request).await.is_err() {
+    if app.links.atx.requests.send(request).await.is_err() {
         return unavailable("the front-panel actor has stopped".into());
     }
     match rx.recv().await {

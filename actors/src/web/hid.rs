@@ -76,7 +76,7 @@ pub async fn paste(req: Request<Incoming>, app: &App) -> Response<Body> {
             "the hid actor stopped\n",
         )
     };
-    if app.hid.send(msg).await.is_err() {
+    if app.links.hid.send(msg).await.is_err() {
         return stopped();
     }
     match answer.recv().await {

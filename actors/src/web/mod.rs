@@ -60,26 +60,16 @@ pub fn boxed(body: impl hyper::body::Body<Data = Bytes, Error = Infallible> + 's
 /// What request handlers share. Only handles to other actors and immutable facts: the state
 /// lives in the actors.
 pub struct App {
-    pub encoder: Sender<EncoderMsg>,
-    pub media: Sender<MediaCmd>,
-    pub metrics: Arc<Metrics>,
-    pub clock: Clock,
-    /// Closed (all senders dropped) when the daemon shuts down.
-    pub shutdown: Receiver<()>,
-    pub executor: Weak<LocalExecutor<'static>>,
+    /// The actors and shared handles (built by the daemon, kept as one struct).
+    pub links: AppLinks,
     pub sim: bool,
     pub jpeg_available: bool,
     /// The source's pictures can be had as H.264 (not from the simulated target without the
     /// software encoder).
     pub h264_available: bool,
-    /// What every session shows of the keyboard, mouse and front panel.
-    pub devices: DeviceFeeds,
-    /// Where front-panel presses are asked for.
-    pub atx: AtxHandle,
     /// The simulated target's state for `/api/sim/state`, when it runs.
     #[cfg(feature = "sim")]
     pub sim_state: Option<crate::sim::state::SimStateFeed>,
-    pub hid: Sender<HidMsg>,
     /// The simulated target's HID side (sim mode only).
     #[cfg(feature = "sim")]
     pub sim_target: Option<Sender<crate::sim::target::SimTargetMsg>>,
@@ -93,32 +83,13 @@ pub struct App {
 
 impl App {
     pub fn new(links: AppLinks, offer: StreamOffer, security: Security) -> Self {
-        let AppLinks {
-            encoder,
-            media,
-            metrics,
-            clock,
-            shutdown,
-            executor,
-            devices,
-            atx,
-            hid,
-        } = links;
         Self {
-            encoder,
-            media,
-            metrics,
-            clock,
-            shutdown,
-            executor,
+            links,
             sim: offer.sim,
             jpeg_available: offer.jpeg_available,
             h264_available: offer.h264_available,
-            devices,
-            atx,
             #[cfg(feature = "sim")]
             sim_state: None,
-            hid,
             #[cfg(feature = "sim")]
             sim_target: None,
             auth: security.auth,
@@ -145,7 +116,7 @@ impl App {
     }
 
     fn spawn(&self, fut: impl std::future::Future<Output = ()> + 'static) {
-        if let Some(ex) = self.executor.upgrade() {
+        if let Some(ex) = self.links.executor.upgrade() {
             ex.spawn(fut).detach();
         }
     }
@@ -201,7 +172,7 @@ impl Drop for ConnectionSlot {
 pub async fn serve(listener: TcpListener, app: Rc<App>, tls: Option<futures_rustls::TlsAcceptor>) {
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
-            let _ = app.shutdown.recv().await;
+            let _ = app.links.shutdown.recv().await;
             None
         })
         .await;
@@ -314,6 +285,7 @@ async fn switch_console(req: Request<Incoming>, app: &App) -> Response<Body> {
     };
     let (tx, rx) = async_channel::bounded(1);
     if app
+        .links
         .media
         .send(MediaCmd::SwitchConsole { console, reply: tx })
         .await

@@ -51,7 +51,7 @@ fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<Body> {
 pub async fn serve(listener: TcpListener, app: Rc<App>, https_port: u16) {
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
-            let _ = app.shutdown.recv().await;
+            let _ = app.links.shutdown.recv().await;
             None
         })
         .await;

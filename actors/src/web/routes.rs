@@ -106,7 +106,7 @@ pub static ROUTES: &[Route] = &[
             respond(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
-                ctx.app.metrics.render(),
+                ctx.app.links.metrics.render(),
             )
         })
     }),

@@ -23,6 +23,7 @@ pub async fn state(app: &App) -> Response<Body> {
     };
     let (tx, rx) = async_channel::bounded(1);
     if app
+        .links
         .media
         .send(MediaCmd::SimScreenState { reply: tx })
         .await

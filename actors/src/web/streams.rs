@@ -38,16 +38,21 @@ fn subscribe(app: &Rc<App>, codec: Codec, kind: ViewerKind) -> Option<(Membershi
         events: None,
         visible: true,
     };
-    app.encoder.try_send(join).ok()?;
+    app.links.encoder.try_send(join).ok()?;
     // Dropped with the response body: client gone or daemon stopping.
-    let membership = Membership::new(id, kind, app.encoder.clone(), app.metrics.clone());
+    let membership = Membership::new(
+        id,
+        kind,
+        app.links.encoder.clone(),
+        app.links.metrics.clone(),
+    );
     Some((membership, rx))
 }
 
 /// Completes when the daemon shuts down, so connections close promptly, or when the
 /// credential the stream was opened with is revoked or expires.
 fn stream_end(app: &App, auth: Option<SessionGuard>) -> Pin<Box<dyn Future<Output = ()>>> {
-    let shutdown = app.shutdown.clone();
+    let shutdown = app.links.shutdown.clone();
     Box::pin(async move {
         let stopped = async {
             let _ = shutdown.recv().await;
